@@ -1,0 +1,24 @@
+"""Fixtures shared by all tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.db import database_url
+from support.server import LoopbackServer
+
+
+@pytest.fixture
+def loopback() -> Iterator[LoopbackServer]:
+    """A started HTTP server on 127.0.0.1; routes are added by the test."""
+    with LoopbackServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database URL: SQLite, and PostgreSQL when WATCHER_TEST_POSTGRES_URL is set."""
+    with database_url(request.param, tmp_path) as url:
+        yield url

@@ -1,0 +1,405 @@
+"""HTTP stage: one polite, bounded GET per call, with conditional requests.
+
+A fetch never hangs and never grows without bound: a total deadline covers redirects and
+body streaming (a server dripping one byte a second cannot stall a worker), and the body is
+decompressed here, incrementally, so the size cap applies to *decoded* bytes and a gzip bomb
+is stopped after at most ``max_bytes`` + one chunk. A 304 is an outcome, not an error.
+
+Every failure is a :class:`~watcher.errors.FetchError`; no httpx exception leaves this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from types import MappingProxyType
+
+import httpx
+
+from watcher import __version__
+from watcher.errors import FetchError
+
+__all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck"]
+
+log = logging.getLogger(__name__)
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+
+URLCheck = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """Bounds for one fetch. Times are seconds; ``deadline`` covers redirects and the body."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    deadline: float = 60.0
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    per_host: int = 2
+    user_agent: str = f"watcher/{__version__} (+news change monitor)"
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout", "deadline", "max_bytes", "per_host"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"FetchLimits.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.max_redirects < 0:
+            raise ValueError(f"FetchLimits.max_redirects must be >= 0, got {self.max_redirects}")
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A successful (2xx) or not-modified (304) response, body already decoded."""
+
+    url: str
+    final_url: str
+    status: int
+    content: bytes
+    headers: Mapping[str, str]
+    etag: str | None
+    last_modified: str | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+class StatusError(FetchError):
+    """The server answered with a non-2xx, non-304 status.
+
+    ``retry_after`` is the server's Retry-After in seconds for 429 and 503 (None when absent
+    or unreadable), so a scheduler can back off as asked.
+    """
+
+    def __init__(
+        self, url: str, reason: str, *, status: int, retry_after: float | None = None
+    ) -> None:
+        super().__init__(url, reason, status=status)
+        self.retry_after = retry_after
+
+
+class Fetcher:
+    """Fetches URLs with conditional GET, manual redirects, caps and per-host politeness.
+
+    ``client`` may be injected (tests pass one built on ``httpx.MockTransport``); it is then
+    not closed by :meth:`aclose`. ``check_url`` is awaited before every hop, including each
+    redirect target, and may raise :class:`FetchError` to refuse it (the SSRF guard).
+    """
+
+    def __init__(
+        self,
+        limits: FetchLimits | None = None,
+        client: httpx.AsyncClient | None = None,
+        *,
+        check_url: URLCheck | None = None,
+    ) -> None:
+        self.limits = limits or FetchLimits()
+        self.check_url = check_url
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        # Per request, so an injected client gets our bounds too.
+        self._timeout = httpx.Timeout(self.limits.read_timeout, connect=self.limits.connect_timeout)
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """GET ``url``; send the validators from the last fetch to allow a 304."""
+        try:
+            # The clock starts when the first host slot is granted (see _hop): waiting behind
+            # our own per-host limit is not the server's slowness.
+            async with asyncio.timeout(None) as budget:
+                return await self._follow(url, etag, last_modified, budget)
+        except TimeoutError:
+            raise FetchError(url, f"deadline of {self.limits.deadline:g} s exceeded") from None
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+            raise FetchError(url, _describe(exc, self.limits)) from exc
+
+    async def _follow(
+        self, url: str, etag: str | None, last_modified: str | None, budget: asyncio.Timeout
+    ) -> FetchResult:
+        current = url
+        for hops in range(self.limits.max_redirects + 1):
+            result = await self._hop(url, current, etag, last_modified, budget)
+            if isinstance(result, FetchResult):
+                return result
+            log.debug("redirect %d: %s -> %s", hops + 1, current, result)
+            current = result
+        raise FetchError(url, f"too many redirects ({self.limits.max_redirects})")
+
+    async def _hop(
+        self,
+        url: str,
+        current: str,
+        etag: str | None,
+        last_modified: str | None,
+        budget: asyncio.Timeout,
+    ) -> FetchResult | str:
+        """One request; returns the result, or the absolute URL a redirect points to."""
+        async with self._slot(current):
+            if budget.when() is None:
+                budget.reschedule(asyncio.get_running_loop().time() + self.limits.deadline)
+            if self.check_url is not None:
+                await self.check_url(current)
+            request = self._client.build_request(
+                "GET",
+                current,
+                headers=self._request_headers(etag, last_modified),
+                timeout=self._timeout,
+            )
+            started = time.monotonic()
+            response = await self._client.send(request, stream=True, follow_redirects=False)
+            try:
+                return await self._handle(url, response, etag, last_modified, started)
+            finally:
+                await response.aclose()
+
+    async def _handle(
+        self,
+        url: str,
+        response: httpx.Response,
+        etag: str | None,
+        last_modified: str | None,
+        started: float,
+    ) -> FetchResult | str:
+        status = response.status_code
+        if status in _REDIRECTS:
+            return _redirect_target(url, response)
+        if status == 304:
+            log.debug("GET %s -> 304 not modified", response.url)
+            return _result(url, response, b"", etag, last_modified)
+        if not 200 <= status < 300:
+            raise _status_error(url, response)
+        content = await _read_body(url, response, self.limits.max_bytes)
+        elapsed = time.monotonic() - started
+        log.debug("GET %s -> %d, %d bytes in %.2f s", response.url, status, len(content), elapsed)
+        return _result(url, response, content, None, None)
+
+    def _request_headers(self, etag: str | None, last_modified: str | None) -> dict[str, str]:
+        # Only encodings we can decode incrementally under the size cap.
+        headers = {"User-Agent": self.limits.user_agent, "Accept-Encoding": "gzip, deflate"}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        return headers
+
+    def _slot(self, url: str) -> asyncio.Semaphore:
+        try:
+            host = httpx.URL(url).host
+        except httpx.InvalidURL:
+            host = ""  # the request itself will fail with a proper message
+        return self._hosts.setdefault(host, asyncio.Semaphore(self.limits.per_host))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _result(
+    url: str,
+    response: httpx.Response,
+    content: bytes,
+    etag: str | None,
+    last_modified: str | None,
+) -> FetchResult:
+    headers: dict[str, str] = {}
+    for name, value in response.headers.multi_items():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return FetchResult(
+        url=url,
+        final_url=str(response.url),
+        status=response.status_code,
+        content=content,
+        headers=MappingProxyType(headers),
+        # A 304 may omit the validators; the caller's still apply then.
+        etag=headers.get("etag", etag),
+        last_modified=headers.get("last-modified", last_modified),
+    )
+
+
+def _redirect_target(url: str, response: httpx.Response) -> str:
+    location = response.headers.get("location")
+    if not location:
+        raise FetchError(url, f"redirect {response.status_code} without a Location header")
+    target = response.url.join(location.strip())
+    if target.scheme not in ("http", "https"):
+        raise FetchError(url, f"redirect to unsupported URL {str(target)[:200]!r}")
+    return str(target)
+
+
+def _status_error(url: str, response: httpx.Response) -> StatusError:
+    status = response.status_code
+    reason = response.reason_phrase or _PHRASES.get(status, "unknown status")
+    if str(response.url) != url:
+        reason = f"{reason} (at {response.url})"
+    retry_after = None
+    if status in _RETRY_AFTER_STATUSES:
+        retry_after = _parse_retry_after(response.headers.get("retry-after"))
+    return StatusError(url, reason, status=status, retry_after=retry_after)
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is either delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+async def _read_body(url: str, response: httpx.Response, max_bytes: int) -> bytes:
+    if response.is_stream_consumed:
+        # httpx pre-reads in-memory bodies (MockTransport with content=bytes) and has already
+        # decoded them; only the cap is left to apply. Network responses always stream.
+        if len(response.content) > max_bytes:
+            raise FetchError(url, f"body exceeds {max_bytes} bytes")
+        return response.content
+    decoder = _Decoder(url, response.headers.get("content-encoding", ""), max_bytes)
+    declared = response.headers.get("content-length", "")
+    if decoder.identity and declared.isdigit() and int(declared) > max_bytes:
+        raise decoder.too_big()  # no need to download what we will refuse
+    parts: list[bytes] = []
+    async for chunk in response.aiter_raw():
+        parts.append(decoder.feed(chunk))
+    parts.append(decoder.finish())
+    return b"".join(parts)
+
+
+class _Decoder:
+    """Incremental Content-Encoding decoder that refuses to produce more than ``limit`` bytes.
+
+    zlib's ``max_length`` bounds each call's output, so an enormous expansion of one small
+    chunk is detected after producing ``limit + 1`` bytes, never materialised in full.
+    """
+
+    def __init__(self, url: str, content_encoding: str, limit: int) -> None:
+        self.url = url
+        self.limit = limit
+        self.produced = 0
+        codings = [c.strip().lower() for c in content_encoding.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise FetchError(url, f"unsupported Content-Encoding {content_encoding!r}")
+        self.coding = codings[0] if codings else None
+        self.identity = self.coding is None
+        self._zlib: zlib._Decompress | None = None
+        self._pending = b""  # deflate: bytes held until the header can be sniffed
+
+    def feed(self, raw: bytes) -> bytes:
+        if self.identity:
+            return self._count(raw)
+        try:
+            return self._inflate(raw)
+        except zlib.error as exc:
+            raise FetchError(self.url, f"malformed {self.coding} body: {exc}") from None
+
+    def finish(self) -> bytes:
+        if self.identity:
+            return b""
+        if self._pending:  # a deflate body shorter than two bytes
+            raise FetchError(self.url, f"malformed {self.coding} body: too short")
+        if self._zlib is None or not self._zlib.eof:
+            # A cut-off body would be stored as a "shortened article": refuse it instead.
+            raise FetchError(self.url, f"truncated {self.coding} body")
+        return b""
+
+    def too_big(self) -> FetchError:
+        return FetchError(self.url, f"body exceeds {self.limit} bytes")
+
+    def _count(self, data: bytes) -> bytes:
+        self.produced += len(data)
+        if self.produced > self.limit:
+            raise self.too_big()
+        return data
+
+    def _inflate(self, raw: bytes) -> bytes:
+        if self._zlib is None:
+            raw = self._pending + raw
+            if self.coding == "deflate" and len(raw) < 2:
+                self._pending = raw
+                return b""
+            self._pending = b""
+            self._zlib = zlib.decompressobj(self._wbits(raw))
+        out = []
+        while raw:
+            if self._zlib.eof:
+                raw = self._next_member(raw)
+                if not raw:
+                    break
+            budget = self.limit - self.produced
+            data = self._zlib.decompress(raw, budget + 1)
+            out.append(self._count(data))
+            # Under the cap zlib consumes all input unless the stream ended inside it.
+            raw = self._zlib.unused_data if self._zlib.eof else self._zlib.unconsumed_tail
+        return b"".join(out)
+
+    def _next_member(self, rest: bytes) -> bytes:
+        """Concatenated gzip members form one body; other trailing bytes are ignored."""
+        if self.coding != "deflate" and rest.startswith(b"\x1f\x8b"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            return rest
+        return b""
+
+    def _wbits(self, head: bytes) -> int:
+        if self.coding != "deflate":
+            return 16 + zlib.MAX_WBITS  # gzip wrapper
+        # "deflate" is meant to be zlib-wrapped (RFC 9110 8.4.1.2) but some servers send raw
+        # deflate; a zlib header has CM=8 and a 16-bit value divisible by 31.
+        wrapped = head[0] & 0x0F == 8 and int.from_bytes(head[:2], "big") % 31 == 0
+        return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
+
+
+def _describe(exc: Exception, limits: FetchLimits) -> str:
+    """A short, human reason for a transport-level failure."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"connect timed out after {limits.connect_timeout:g} s"
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"no data for {limits.read_timeout:g} s (read timeout)"
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return f"invalid URL: {exc}"
+    text = str(exc) or type(exc).__name__
+    causes = _causes(exc)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "connection refused"
+    if any(isinstance(c, ssl.SSLError | ssl.CertificateError) for c in causes):
+        return f"TLS error: {text}"
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return f"name resolution failed: {text}"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (httpx wraps the OS error, anyio may wrap again)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain

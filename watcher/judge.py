@@ -1,0 +1,178 @@
+"""The one place that decides what a fetched page means: new, changed, unchanged, seen
+again (a revert or an A/B flip-flop) or failed — and, for new content, which alerts it raises.
+
+Pure: no I/O. Versions are compared on their *comparable* text (normalised, furniture lines
+dropped), recomputed for stored versions with today's furniture knowledge, so a line learned
+to be furniture after a version was stored does not make the next check look like an edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from watcher.diff import Change, compute_change, document, hunks
+from watcher.extract import comparable_text, content_hash, line_keys, normalise
+from watcher.rules import Match, Rule, Subject, evaluate
+from watcher.store import ArticleState, NewAlert, NewVersion, VersionRecord
+
+# A body shorter than this share of the previous version's is a failed extraction (a paywall,
+# an error page, a redesign), not an edit that deleted most of the story.
+COLLAPSE_RATIO = 0.3
+EXCERPT_CHARS = 300
+EXCERPTS = 5
+
+
+@dataclass(frozen=True)
+class Page:
+    """An article's text as obtained on one check."""
+
+    title: str
+    text: str
+    source: str  # page | feed
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    status: str  # new | changed | unchanged | seen_again | failed
+    version: NewVersion | None = None
+    alerts: tuple[NewAlert, ...] = ()
+    seen_again: int | None = None
+    error: str | None = None
+    learn_keys: frozenset[str] = frozenset()  # the page's lines, for furniture learning
+
+
+@dataclass(frozen=True)
+class _Comparable:
+    title: str
+    body: str
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.title, self.body)
+
+
+def _comparable(title: str, text: str, furniture: Collection[str]) -> _Comparable:
+    return _Comparable(normalise(title), comparable_text(text, furniture))
+
+
+def judge(
+    page: Page,
+    history: Sequence[VersionRecord],
+    article: ArticleState,
+    furniture: Collection[str],
+    rules: Sequence[Rule],
+    tags: frozenset[str],
+) -> Judgement:
+    """Decide what ``page`` is, given the article's recent versions (oldest first)."""
+    now = _comparable(page.title, page.text, furniture)
+    if not now.body:
+        return Judgement("failed", error="no article text after removing page furniture")
+    new_version = NewVersion(page.title, page.text, now.hash, page.source)
+    if not history:
+        alerts = _alerts(rules, _subject("new", article, tags, now), article)
+        keys = line_keys(page.text) if page.source == "page" else frozenset()
+        return Judgement("new", new_version, alerts, learn_keys=keys)
+    current = _current(history, article.current_version)
+    before = _comparable(current.title, current.text, furniture)
+    if current.source == page.source and len(now.body) < COLLAPSE_RATIO * len(before.body):
+        share = len(now.body) / max(len(before.body), 1)
+        return Judgement(
+            "failed",
+            error=f"extracted text collapsed to {share:.0%} of the previous version's length; "
+            "treated as a failed extraction, not an edit",
+        )
+    if now.hash == before.hash:
+        return Judgement("unchanged")
+    for old in reversed(history):
+        if (
+            old.number != current.number
+            and now.hash == _comparable(old.title, old.text, furniture).hash
+        ):
+            return Judgement("seen_again", seen_again=old.number)
+    return Judgement(
+        "changed",
+        new_version,
+        _change_alerts(page, current, before, now, article, rules, tags, furniture),
+    )
+
+
+def _current(history: Sequence[VersionRecord], number: int | None) -> VersionRecord:
+    """The version the page showed last (after a revert, not necessarily the newest)."""
+    return next((v for v in history if v.number == number), history[-1])
+
+
+def _change_alerts(
+    page: Page,
+    current: VersionRecord,
+    before: _Comparable,
+    now: _Comparable,
+    article: ArticleState,
+    rules: Sequence[Rule],
+    tags: frozenset[str],
+    furniture: Collection[str],
+) -> tuple[NewAlert, ...]:
+    if current.source == "feed" and page.source == "page":
+        # The full text replaced the feed's summary: that is not an edit. Rules for new
+        # articles get their chance on the full text, unless the summary already matched.
+        matched_before = {m.rule for m in evaluate(rules, _subject("new", article, tags, before))}
+        subject = _subject("new", article, tags, now)
+        return tuple(a for a in _alerts(rules, subject, article) if a.rule not in matched_before)
+    change = compute_change(before.title, before.body, now.title, now.body)
+    return _alerts(rules, _subject("changed", article, tags, now, change), article)
+
+
+def _subject(
+    event: str,
+    article: ArticleState,
+    tags: frozenset[str],
+    content: _Comparable,
+    change: Change | None = None,
+) -> Subject:
+    return Subject(event, article.feeds, tags, document(content.title, content.body), change)
+
+
+def _alerts(rules: Sequence[Rule], subject: Subject, article: ArticleState) -> tuple[NewAlert, ...]:
+    feed = article.feeds[0] if article.feeds else ""
+    return tuple(
+        NewAlert(m.rule, m.event, feed, m.matched, alert_detail(m, subject))
+        for m in evaluate(rules, subject)
+    )
+
+
+def alert_detail(match: Match, subject: Subject) -> dict[str, Any]:
+    """What an alert shows without re-reading versions: why it fired and short excerpts."""
+    detail: dict[str, Any] = {"reasons": list(match.reasons)}
+    change = subject.change
+    if change is None:
+        detail["added"] = [_cut(subject.document)]
+        detail["removed"] = []
+        return detail
+    detail.update(
+        added=[_cut(text) for text in change.added[:EXCERPTS]],
+        removed=[_cut(text) for text in change.removed[:EXCERPTS]],
+        words_added=change.words_added,
+        words_removed=change.words_removed,
+        headline_changed=change.headline_changed,
+        old_title=change.old_title,
+        numbers={"removed": list(change.numbers_removed), "added": list(change.numbers_added)},
+        quotes={"removed": list(change.quotes_removed), "added": list(change.quotes_added)},
+        hunks=[
+            {
+                "before": h.before,
+                "removed": _cut(h.removed),
+                "added": _cut(h.added),
+                "after": h.after,
+            }
+            for h in hunks(change)[:EXCERPTS]
+        ],
+    )
+    return detail
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1].rstrip() + "…"

@@ -1,0 +1,148 @@
+"""The SQLModel tables. Only :mod:`watcher.store` touches them; other stages get dataclasses.
+
+Times are naive UTC (see :mod:`watcher.clock`). Two unique keys make the pipeline idempotent:
+a version is unique per (article, content hash) and an alert per (rule, version), so a pass
+interrupted and run again cannot store the same version or record the same alert twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class UTCTimestamp(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out; naive UTC in the column.
+
+    SQLite has no time zones, so the column holds naive UTC on every backend alike.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(*, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCTimestamp, index=index)
+
+
+class FeedRow(SQLModel, table=True):
+    __tablename__ = "feed"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    url: str
+    title: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled_at: datetime | None = _when()
+    last_success_at: datetime | None = _when()
+    next_poll_at: datetime | None = _when(index=True)
+    last_status: int | None = None
+    error_streak: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    entries_seen: int = 0
+
+
+class ArticleRow(SQLModel, table=True):
+    __tablename__ = "article"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Identity: the canonical link when the entry has one, else its guid.
+    url: str = Field(unique=True, index=True)
+    guid: str | None = Field(default=None, index=True)
+    link: str | None = None  # what is fetched (as published)
+    host: str = Field(default="", index=True)
+    entry_title: str = ""
+    entry_content: str = Field(default="", sa_column=Column(Text))
+    first_seen: datetime = Field(sa_type=UTCTimestamp)
+    last_checked: datetime | None = _when()
+    next_check_at: datetime | None = _when(index=True)
+    checks: int = 0
+    failures: int = 0  # consecutive failed checks
+    status: str = "tracking"  # tracking | retired
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    etag: str | None = None
+    last_modified: str | None = None
+    current_version: int | None = None  # the version number the page shows now
+
+
+class ArticleFeedRow(SQLModel, table=True):
+    """Which feeds an article appeared in (one article may be in several)."""
+
+    __tablename__ = "article_feed"
+
+    article_id: int = Field(foreign_key="article.id", primary_key=True)
+    feed_id: int = Field(foreign_key="feed.id", primary_key=True, index=True)
+    first_seen: datetime = Field(sa_type=UTCTimestamp)
+
+
+class VersionRow(SQLModel, table=True):
+    __tablename__ = "version"
+    __table_args__ = (
+        UniqueConstraint("article_id", "content_hash", name="uq_version_content"),
+        UniqueConstraint("article_id", "number", name="uq_version_number"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
+    number: int
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))  # as extracted
+    content_hash: str
+    source: str  # page | feed
+    fetched_at: datetime = Field(sa_type=UTCTimestamp)
+    last_seen_at: datetime = Field(sa_type=UTCTimestamp)
+    times_seen: int = 1  # > 1 when the page went back to this text later (revert, A/B flip)
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alert"
+    __table_args__ = (
+        UniqueConstraint("rule", "version_id", name="uq_alert_rule_version"),
+        Index("ix_alert_created", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str
+    event: str  # new | changed
+    article_id: int = Field(foreign_key="article.id", index=True)
+    version_id: int = Field(foreign_key="version.id")
+    feed: str = ""
+    matched: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON excerpts
+    created_at: datetime = Field(sa_type=UTCTimestamp)
+    delivery_state: str = Field(default="pending", index=True)
+    delivered_at: datetime | None = _when()
+
+
+class SiteLineRow(SQLModel, table=True):
+    """How many articles of a host carried a line (digits masked): page-furniture learning."""
+
+    __tablename__ = "site_line"
+
+    host: str = Field(primary_key=True)
+    key_digest: str = Field(primary_key=True)
+    articles: int = 0
+
+
+class MetaRow(SQLModel, table=True):
+    __tablename__ = "watcher_meta"
+
+    key: str = Field(primary_key=True)
+    value: str

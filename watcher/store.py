@@ -1,0 +1,684 @@
+"""Storage: the queries the tasks need, over SQLite (WAL) or PostgreSQL with the same code.
+
+Rows never leave this module: callers get frozen dataclasses. Each public method is one
+transaction, so a crash leaves either all of a check's writes or none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import event, func, or_, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from watcher.errors import StoreError
+from watcher.feeds import FeedEntry
+from watcher.migrations import migrate
+from watcher.schema import (
+    AlertRow,
+    ArticleFeedRow,
+    ArticleRow,
+    FeedRow,
+    SiteLineRow,
+    VersionRow,
+)
+
+log = logging.getLogger(__name__)
+
+# A line recurring in this many distinct articles of one host is page furniture.
+FURNITURE_MIN_ARTICLES = 3
+
+
+@dataclass(frozen=True)
+class FeedState:
+    name: str
+    url: str
+    title: str
+    etag: str | None
+    last_modified: str | None
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    last_status: int | None
+    error_streak: int
+    last_error: str | None
+    entries_seen: int
+    articles: int = 0
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    """What one poll of a feed found, written back to its row."""
+
+    polled_at: datetime
+    next_poll_at: datetime
+    status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    title: str | None = None
+    error: str | None = None
+    entries: int = 0
+
+
+@dataclass(frozen=True)
+class ArticleState:
+    id: int
+    url: str
+    guid: str | None
+    link: str | None
+    host: str
+    entry_title: str
+    entry_content: str
+    first_seen: datetime
+    last_checked: datetime | None
+    next_check_at: datetime | None
+    checks: int
+    failures: int
+    status: str
+    etag: str | None
+    last_modified: str | None
+    current_version: int | None
+    feeds: tuple[str, ...]
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    id: int
+    article_id: int
+    number: int
+    title: str
+    text: str
+    content_hash: str
+    source: str
+    fetched_at: datetime
+    last_seen_at: datetime
+    times_seen: int
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    title: str
+    text: str
+    content_hash: str
+    source: str
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    rule: str
+    event: str
+    feed: str
+    matched: tuple[str, ...]
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """The outcome of one article check, written in one transaction.
+
+    Exactly one of ``version`` (new content), ``seen_again`` (content equal to an earlier
+    version: a revert or an A/B flip) or neither (unchanged or failed) is set.
+    """
+
+    checked_at: datetime
+    next_check_at: datetime | None
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    version: NewVersion | None = None
+    alerts: tuple[NewAlert, ...] = ()
+    seen_again: int | None = None  # version number
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    id: int
+    rule: str
+    event: str
+    feed: str
+    url: str
+    title: str
+    version: int
+    created_at: datetime
+    matched: tuple[str, ...]
+    detail: dict[str, Any]
+    delivery_state: str
+    delivered_at: datetime | None
+    article_id: int
+
+
+@dataclass(frozen=True)
+class DigestSet(Collection[str]):
+    """A set of furniture keys held as digests: ``key in s`` hashes the key first."""
+
+    digests: frozenset[str] = field(default_factory=frozenset)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key_digest(key) in self.digests
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.digests)
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()[:20]
+
+
+def host_of(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return host.removeprefix("www.")
+
+
+def engine_url(url: str) -> str:
+    """Plain ``postgresql://`` means the psycopg 3 driver (the one we depend on)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the CLI) run while the daemon writes; NORMAL sync is durable in WAL
+    # mode except for the last commits before a power cut; busy_timeout rides out locks.
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "busy_timeout=10000",
+        "foreign_keys=ON",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    parsed = make_url(engine_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+class Store:
+    """All database access. Open with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, engine: Engine, label: str) -> None:
+        self.engine = engine
+        self.label = label
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        label = make_url(engine_url(url)).render_as_string(hide_password=True)
+        try:
+            engine = open_engine(url)
+            migrate(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(_short(exc), database=label) from None
+        return cls(engine, label)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(_short(exc), database=self.label) from None
+
+    # ------------------------------------------------------------------ feeds
+
+    def sync_feeds(self, feeds: Iterable[tuple[str, str]]) -> None:
+        """Make a row for every configured (name, url); a changed URL forgets its cache keys."""
+        with self._session() as session:
+            rows = {row.name: row for row in session.exec(select(FeedRow))}
+            for name, url in feeds:
+                row = rows.get(name)
+                if row is None:
+                    session.add(FeedRow(name=name, url=url))
+                elif row.url != url:
+                    row.url, row.etag, row.last_modified = url, None, None
+                    session.add(row)
+            session.commit()
+
+    def feed_states(self, names: Collection[str] | None = None) -> list[FeedState]:
+        with self._session() as session:
+            query = select(FeedRow).order_by(col(FeedRow.name))
+            if names is not None:
+                query = query.where(col(FeedRow.name).in_(list(names)))
+            counts = dict(
+                session.exec(
+                    select(ArticleFeedRow.feed_id, func.count()).group_by(
+                        col(ArticleFeedRow.feed_id)
+                    )
+                ).all()
+            )
+            return [_feed_state(row, counts.get(row.id or 0, 0)) for row in session.exec(query)]
+
+    def feed_state(self, name: str) -> FeedState:
+        states = self.feed_states([name])
+        if not states:
+            raise StoreError(f"no feed named {name!r} in the database", database=self.label)
+        return states[0]
+
+    def record_poll(self, name: str, poll: PollRecord) -> None:
+        with self._session() as session:
+            row = session.exec(select(FeedRow).where(FeedRow.name == name)).one()
+            row.last_polled_at = poll.polled_at
+            row.next_poll_at = poll.next_poll_at
+            row.last_status = poll.status
+            if poll.error is None:
+                row.last_success_at = poll.polled_at
+                row.error_streak, row.last_error = 0, None
+                row.etag, row.last_modified = poll.etag, poll.last_modified
+                row.title = poll.title or row.title
+                row.entries_seen += poll.entries
+            else:
+                row.error_streak += 1
+                row.last_error = poll.error
+            session.add(row)
+            session.commit()
+
+    # --------------------------------------------------------------- articles
+
+    def add_entries(self, feed_name: str, entries: Iterable[FeedEntry], now: datetime) -> int:
+        """Track every entry (due at once if new); returns how many articles are new."""
+        created = 0
+        with self._session() as session:
+            feed_id = session.exec(select(FeedRow.id).where(FeedRow.name == feed_name)).one()
+            assert feed_id is not None
+            for entry in entries:
+                created += self._add_entry(session, feed_id, entry, now)
+            session.commit()
+        return created
+
+    def _add_entry(self, session: Session, feed_id: int, entry: FeedEntry, now: datetime) -> int:
+        row = _find_article(session, entry)
+        is_new = row is None
+        if row is None:
+            row = ArticleRow(
+                url=entry.canonical_url or entry.key,
+                guid=entry.guid,
+                link=entry.link,
+                host=host_of(entry.link or entry.canonical_url or ""),
+                first_seen=now,
+                next_check_at=now,
+            )
+        row.entry_title = entry.title
+        row.entry_content = entry.content_html
+        row.link = row.link or entry.link
+        session.add(row)
+        session.flush()
+        assert row.id is not None
+        if session.get(ArticleFeedRow, (row.id, feed_id)) is None:
+            session.add(ArticleFeedRow(article_id=row.id, feed_id=feed_id, first_seen=now))
+        return int(is_new)
+
+    def due_article_ids(
+        self,
+        now: datetime,
+        *,
+        limit: int | None = None,
+        feeds: Collection[str] | None = None,
+        everything: bool = False,
+    ) -> list[int]:
+        """Tracked articles whose re-check is due (all tracked ones with ``everything``)."""
+        with self._session() as session:
+            query = select(ArticleRow.id).where(ArticleRow.status == "tracking")
+            if not everything:
+                query = query.where(col(ArticleRow.next_check_at) <= now)
+            if feeds is not None:
+                in_feeds = (
+                    select(ArticleFeedRow.article_id)
+                    .join(FeedRow, col(FeedRow.id) == col(ArticleFeedRow.feed_id))
+                    .where(col(FeedRow.name).in_(list(feeds)))
+                )
+                query = query.where(col(ArticleRow.id).in_(in_feeds))
+            query = query.order_by(col(ArticleRow.next_check_at), col(ArticleRow.id)).limit(limit)
+            return [int(i) for i in session.exec(query) if i is not None]
+
+    def article(self, article_id: int) -> ArticleState:
+        with self._session() as session:
+            row = session.get(ArticleRow, article_id)
+            if row is None:
+                raise StoreError(f"no article {article_id}", database=self.label)
+            return _article_state(row, _feed_names(session, article_id))
+
+    def find_article(self, url: str) -> ArticleState | None:
+        """By canonical URL, published link or guid."""
+        with self._session() as session:
+            row = session.exec(
+                select(ArticleRow).where(
+                    or_(
+                        col(ArticleRow.url) == url,
+                        col(ArticleRow.link) == url,
+                        col(ArticleRow.guid) == url,
+                    )
+                )
+            ).first()
+            return None if row is None else _article_state(row, _feed_names(session, row.id))
+
+    def versions(self, article_id: int, *, newest: int | None = None) -> list[VersionRecord]:
+        """Versions oldest first (only the ``newest`` N when given)."""
+        with self._session() as session:
+            query = (
+                select(VersionRow)
+                .where(VersionRow.article_id == article_id)
+                .order_by(col(VersionRow.number).desc())
+                .limit(newest)
+            )
+            return [_version(row) for row in reversed(session.exec(query).all())]
+
+    def version_by_hash(self, article_id: int, content_hash: str) -> VersionRecord | None:
+        with self._session() as session:
+            row = session.exec(
+                select(VersionRow).where(
+                    VersionRow.article_id == article_id, VersionRow.content_hash == content_hash
+                )
+            ).first()
+            return None if row is None else _version(row)
+
+    def record_check(self, article_id: int, check: CheckRecord) -> VersionRecord | None:
+        """Write a check's outcome; returns the stored version when it made a new one.
+
+        Returns None as well when the same content was stored concurrently (the unique key
+        (article, hash) refused it): that is the idempotence guarantee, not an error.
+        """
+        try:
+            with self._session() as session:
+                stored = _write_check(session, article_id, check)
+                session.commit()
+                return stored
+        except IntegrityError:
+            log.info("article %s: this content was already stored by an earlier run", article_id)
+        with self._session() as session:
+            _write_check(session, article_id, replace(check, version=None, alerts=()))
+            session.commit()
+        return None
+
+    def retire(self, article_id: int) -> None:
+        with self._session() as session:
+            session.execute(
+                update(ArticleRow)
+                .where(col(ArticleRow.id) == article_id)
+                .values(status="retired", next_check_at=None)
+            )
+            session.commit()
+
+    # ------------------------------------------------------- furniture learning
+
+    def site_furniture(self, host: str) -> DigestSet:
+        with self._session() as session:
+            digests = session.exec(
+                select(SiteLineRow.key_digest).where(
+                    SiteLineRow.host == host, SiteLineRow.articles >= FURNITURE_MIN_ARTICLES
+                )
+            ).all()
+            return DigestSet(frozenset(digests))
+
+    def learn_site_lines(self, host: str, keys: Iterable[str]) -> None:
+        """Count one more article of ``host`` carrying each (masked) line."""
+        digests = sorted({key_digest(key) for key in keys})
+        if not host or not digests:
+            return
+        with self._session() as session:
+            existing = {
+                row.key_digest: row
+                for row in session.exec(
+                    select(SiteLineRow).where(
+                        SiteLineRow.host == host, col(SiteLineRow.key_digest).in_(digests)
+                    )
+                )
+            }
+            for digest in digests:
+                row = existing.get(digest) or SiteLineRow(host=host, key_digest=digest)
+                row.articles += 1
+                session.add(row)
+            session.commit()
+
+    # ----------------------------------------------------------------- alerts
+
+    def alerts(
+        self, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[AlertRecord]:
+        with self._session() as session:
+            query = (
+                select(AlertRow, ArticleRow.url, VersionRow.number, VersionRow.title)
+                .join(ArticleRow, col(ArticleRow.id) == col(AlertRow.article_id))
+                .join(VersionRow, col(VersionRow.id) == col(AlertRow.version_id))
+                .order_by(col(AlertRow.created_at), col(AlertRow.id))
+            )
+            if since is not None:
+                query = query.where(col(AlertRow.created_at) >= since)
+            rows = session.exec(query).all()
+            if limit is not None:
+                rows = rows[-limit:]
+            return [_alert(row, url, number, title) for row, url, number, title in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._session() as session:
+            return {
+                name: int(session.exec(select(func.count()).select_from(table)).one())
+                for name, table in (
+                    ("feeds", FeedRow),
+                    ("articles", ArticleRow),
+                    ("versions", VersionRow),
+                    ("alerts", AlertRow),
+                )
+            }
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of a driver error, without SQLAlchemy's statement dump."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _find_article(session: Session, entry: FeedEntry) -> ArticleRow | None:
+    # One article in two feeds is one article: match on the canonical link first, then the
+    # guid (some feeds give the same story different links but the same guid).
+    if entry.canonical_url:
+        row = session.exec(select(ArticleRow).where(ArticleRow.url == entry.canonical_url)).first()
+        if row is not None:
+            return row
+    candidates = [entry.key] + ([entry.guid] if entry.guid else [])
+    return session.exec(
+        select(ArticleRow).where(
+            or_(col(ArticleRow.url).in_(candidates), col(ArticleRow.guid).in_(candidates))
+        )
+    ).first()
+
+
+def _write_check(session: Session, article_id: int, check: CheckRecord) -> VersionRecord | None:
+    row = session.get(ArticleRow, article_id)
+    if row is None:
+        raise StoreError(f"no article {article_id}")
+    row.checks += 1
+    row.last_checked = check.checked_at
+    row.next_check_at = check.next_check_at
+    row.status = "tracking" if check.next_check_at is not None else "retired"
+    row.failures = row.failures + 1 if check.error else 0
+    row.last_error = check.error
+    if check.error is None:
+        row.etag, row.last_modified = check.etag, check.last_modified
+    stored = None
+    if check.version is not None:
+        stored = _insert_version(session, row, check)
+    elif check.seen_again is not None:
+        _mark_seen_again(session, article_id, check.seen_again, check.checked_at)
+        row.current_version = check.seen_again
+    session.add(row)
+    return stored
+
+
+def _insert_version(session: Session, article: ArticleRow, check: CheckRecord) -> VersionRecord:
+    assert check.version is not None and article.id is not None
+    last = session.exec(
+        select(func.max(VersionRow.number)).where(VersionRow.article_id == article.id)
+    ).one()
+    version = VersionRow(
+        article_id=article.id,
+        number=(last or 0) + 1,
+        title=check.version.title,
+        text=check.version.text,
+        content_hash=check.version.content_hash,
+        source=check.version.source,
+        fetched_at=check.checked_at,
+        last_seen_at=check.checked_at,
+    )
+    session.add(version)
+    session.flush()  # the unique (article, hash) key is checked here
+    assert version.id is not None
+    article.current_version = version.number
+    for alert in check.alerts:
+        session.add(
+            AlertRow(
+                rule=alert.rule,
+                event=alert.event,
+                article_id=article.id,
+                version_id=version.id,
+                feed=alert.feed,
+                matched=json.dumps(list(alert.matched)),
+                detail=json.dumps(alert.detail),
+                created_at=check.checked_at,
+            )
+        )
+    return _version(version)
+
+
+def _mark_seen_again(session: Session, article_id: int, number: int, when: datetime) -> None:
+    session.execute(
+        update(VersionRow)
+        .where(col(VersionRow.article_id) == article_id, col(VersionRow.number) == number)
+        .values(times_seen=col(VersionRow.times_seen) + 1, last_seen_at=when)
+    )
+
+
+def _feed_names(session: Session, article_id: int | None) -> tuple[str, ...]:
+    names = session.exec(
+        select(FeedRow.name)
+        .join(ArticleFeedRow, col(ArticleFeedRow.feed_id) == col(FeedRow.id))
+        .where(ArticleFeedRow.article_id == article_id)
+        .order_by(col(ArticleFeedRow.first_seen), col(FeedRow.name))
+    ).all()
+    return tuple(names)
+
+
+def _required(moment: datetime | None) -> datetime:
+    assert moment is not None
+    return moment
+
+
+def _feed_state(row: FeedRow, articles: int) -> FeedState:
+    return FeedState(
+        name=row.name,
+        url=row.url,
+        title=row.title,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        last_polled_at=row.last_polled_at,
+        last_success_at=row.last_success_at,
+        next_poll_at=row.next_poll_at,
+        last_status=row.last_status,
+        error_streak=row.error_streak,
+        last_error=row.last_error,
+        entries_seen=row.entries_seen,
+        articles=articles,
+    )
+
+
+def _article_state(row: ArticleRow, feeds: tuple[str, ...]) -> ArticleState:
+    assert row.id is not None
+    return ArticleState(
+        id=row.id,
+        url=row.url,
+        guid=row.guid,
+        link=row.link,
+        host=row.host,
+        entry_title=row.entry_title,
+        entry_content=row.entry_content,
+        first_seen=_required(row.first_seen),
+        last_checked=row.last_checked,
+        next_check_at=row.next_check_at,
+        checks=row.checks,
+        failures=row.failures,
+        status=row.status,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        current_version=row.current_version,
+        feeds=feeds,
+        last_error=row.last_error,
+    )
+
+
+def _version(row: VersionRow) -> VersionRecord:
+    assert row.id is not None
+    return VersionRecord(
+        id=row.id,
+        article_id=row.article_id,
+        number=row.number,
+        title=row.title,
+        text=row.text,
+        content_hash=row.content_hash,
+        source=row.source,
+        fetched_at=_required(row.fetched_at),
+        last_seen_at=_required(row.last_seen_at),
+        times_seen=row.times_seen,
+    )
+
+
+def _alert(row: AlertRow, url: str, number: int, title: str) -> AlertRecord:
+    assert row.id is not None
+    return AlertRecord(
+        id=row.id,
+        rule=row.rule,
+        event=row.event,
+        feed=row.feed,
+        url=url,
+        title=title,
+        version=number,
+        created_at=_required(row.created_at),
+        matched=tuple(json.loads(row.matched)),
+        detail=json.loads(row.detail),
+        delivery_state=row.delivery_state,
+        delivered_at=row.delivered_at,
+        article_id=row.article_id,
+    )
+
+
+__all__ = [
+    "AlertRecord",
+    "ArticleState",
+    "CheckRecord",
+    "DigestSet",
+    "FeedState",
+    "NewAlert",
+    "NewVersion",
+    "PollRecord",
+    "SQLModel",
+    "Store",
+    "VersionRecord",
+]
