@@ -92,7 +92,7 @@ def test_check_alerts_history_diff(site: tuple[Newsroom, Path]) -> None:
 def test_secrets_never_printed(site: tuple[Newsroom, Path]) -> None:
     _, config = site
     for args in (["validate"], ["feeds"], ["alerts"], ["check"]):
-        code, out, err = run(config, *args)
+        _, out, err = run(config, *args)
         assert "s3cr3t-token" not in out + err
 
 

@@ -1,10 +1,12 @@
 """The extract stage on 91 real news pages (scrapinghub article-extraction-benchmark).
 
-For every page: it extracts; the same page with injected furniture churn (clock line inside
-the article, copyright year, ad ids and attributes, a rotating related box, class hashes,
-whitespace, an extra wrapper div) compares equal; and a one-word edit in a ground-truth
-paragraph shows up. The corpus is third-party data kept outside the repository: the tests
-skip when it is absent.
+For every page: it extracts to text; two renderings of the page with different furniture
+churn compare equal; a one-word edit inside a ground-truth paragraph shows up. Churn is what
+changes between two fetches of an unchanged story: an "Updated N minutes ago" line and view
+and comment counters inside the article, a rotating related-links box, the footer copyright
+year, ad ids, CSS-in-JS class hashes, attribute order, indentation, an extra wrapper div.
+
+The corpus is third-party data kept outside the repository; the tests skip without it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import gzip
 import json
 import random
 import re
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from watcher.extract import comparable_text, extract_article, normalise
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "article-extraction"
 EDITED_WORD = "quindecillion"
-HEADLINE_POOL = [
+HEADLINES = [
     "Markets slide as traders weigh rate outlook",
     "Storm leaves thousands without power",
     "Council approves new budget after long debate",
@@ -34,50 +35,45 @@ HEADLINE_POOL = [
     "Museum returns looted artefacts",
     "Drought forces water restrictions across the region",
 ]
-WRAP = True
-SKIPPED_TAGS = ("script", "style", "noscript", "template")
+NOT_PROSE = ("script", "style", "noscript", "template")
 
 
-@cache
-def ground_truth() -> dict[str, dict[str, str]]:
-    if not (CORPUS / "ground-truth.json").is_file():
-        pytest.skip(f"article-extraction corpus not found at {CORPUS}")
-    data: dict[str, dict[str, str]] = json.loads((CORPUS / "ground-truth.json").read_text("utf-8"))
-    return data
-
-
-def page_ids() -> list[str]:
+def _page_ids() -> list[str]:
     path = CORPUS / "ground-truth.json"
     return sorted(json.loads(path.read_text("utf-8"))) if path.is_file() else ["corpus-absent"]
 
 
+@cache
+def _ground_truth() -> dict[str, dict[str, str]]:
+    data: dict[str, dict[str, str]] = json.loads((CORPUS / "ground-truth.json").read_text("utf-8"))
+    return data
+
+
 def load_page(page_id: str) -> tuple[str, str, str]:
-    """(html, url, ground-truth body) of one corpus page."""
-    truth = ground_truth()[page_id]
+    """(html, url, ground-truth body) of one corpus page; skips when the corpus is absent."""
+    if not (CORPUS / "ground-truth.json").is_file():
+        pytest.skip(f"article-extraction corpus not found at {CORPUS}")
+    truth = _ground_truth()[page_id]
     raw = gzip.decompress((CORPUS / "html" / f"{page_id}.html.gz").read_bytes())
     return raw.decode("utf-8"), truth["url"], truth["articleBody"]
 
 
-@dataclass(frozen=True)
-class Churn:
-    """One rendering of a page's furniture; two seeds differ in every varying part."""
-
-    seed: int
-
-    @property
-    def rng(self) -> random.Random:
-        return random.Random(self.seed)
+# --- churn ---------------------------------------------------------------------------------
 
 
 def _fold(text: str) -> str:
     return " ".join(text.split())
 
 
+def _element(markup: str) -> etree._Element:
+    return html.fragment_fromstring(markup)
+
+
 def _anchor(root: etree._Element, truth: str) -> etree._Element | None:
     """The first prose element that opens a ground-truth paragraph: it is inside the article."""
     folded_truth = _fold(truth)
     for el in root.iter():
-        if not isinstance(el.tag, str) or el.tag in SKIPPED_TAGS or el.getparent() is None:
+        if not isinstance(el.tag, str) or el.tag in NOT_PROSE or el.getparent() is None:
             continue
         own = _fold(el.text or "")
         if len(own) < 40 and el.tag == "p":
@@ -87,8 +83,21 @@ def _anchor(root: etree._Element, truth: str) -> etree._Element | None:
     return None
 
 
-def _element(markup: str) -> etree._Element:
-    return html.fragment_fromstring(markup)
+def _add_article_furniture(root: etree._Element, truth: str, rng: random.Random) -> None:
+    """A timestamp and counters just before a body paragraph, a related box after the article."""
+    anchor = _anchor(root, truth)
+    if anchor is None:
+        return
+    minutes, views, comments = rng.randint(2, 59), rng.randint(1000, 99999), rng.randint(0, 400)
+    anchor.addprevious(_element(f'<p class="updated">Updated {minutes} minutes ago</p>'))
+    anchor.addprevious(_element(f"<p>{views:,} views · {comments} comments</p>"))
+    links = "".join(
+        f'<li><a href="/s/{i}">{h}</a></li>' for i, h in enumerate(rng.sample(HEADLINES, 4))
+    )
+    header = rng.choice(["Related", "Most read", "Recommended"])
+    # No telling class name: only a hash, as CSS-in-JS sites render it.
+    box = f'<div class="css-{rng.getrandbits(24):06x}"><h3>{header}</h3><ul>{links}</ul></div>'
+    anchor.getparent().addnext(_element(box))
 
 
 def _add_ad_noise(root: etree._Element, rng: random.Random) -> None:
@@ -113,52 +122,49 @@ def _add_ad_noise(root: etree._Element, rng: random.Random) -> None:
 
 
 def _add_ad_slots(body: etree._Element, rng: random.Random) -> None:
+    """Empty ad containers, placed differently on every load."""
     blocks = [el for el in body.iter("div", "section", "aside") if el.getparent() is not None]
     for el in rng.sample(blocks, min(3, len(blocks))):
-        slot = _element(f'<div id="ad-{rng.getrandbits(20):05x}" class="ad-slot"></div>')
-        el.addprevious(slot)
+        el.addprevious(_element(f'<div id="ad-{rng.getrandbits(20):05x}" class="ad-slot"></div>'))
 
 
-def _add_whitespace(root: etree._Element, rng: random.Random) -> None:
-    """Re-indent: whitespace between tags changes amount, never appears or disappears."""
+def _reindent(root: etree._Element, rng: random.Random) -> None:
+    """Whitespace between tags changes amount; it never appears or disappears."""
     for el in root.iter():
-        if isinstance(el.tag, str) and el.tail and not el.tail.strip():
+        if el.tail and not el.tail.strip():
             el.tail = rng.choice(["\n", "\n\n  ", " \t\n    ", " "])
 
 
-def render(page: str, truth: str, churn: Churn, edit: tuple[str, str] | None = None) -> str:
-    """The page with this churn's furniture (and optionally one word replaced)."""
-    rng = churn.rng
+def render(page: str, truth: str, seed: int, edit: tuple[str, str] | None = None) -> str:
+    """The page as served on one load (seed), optionally with one word of the story edited."""
+    rng = random.Random(seed)
     root = html.document_fromstring(page)
     body = root.body
-    anchor = _anchor(root, truth)
-    if anchor is not None:
-        minutes = rng.randint(1, 59)
-        anchor.addprevious(_element(f'<p class="updated">Updated {minutes} minutes ago</p>'))
-        box = "".join(f'<li><a href="/s/{i}">{h}</a></li>' for i, h in enumerate(
-            rng.sample(HEADLINE_POOL, 4)))
-        container = anchor.getparent()
-        container.addnext(_element(f'<aside class="related"><h3>Related</h3><ul>{box}</ul></aside>'))
-    year = 2019 + rng.randint(0, 7)
-    body.append(_element(f"<footer><p>© {year} Example Media Group. All rights reserved.</p></footer>"))
+    _add_article_furniture(root, truth, rng)
+    year = rng.randint(2019, 2026)
+    body.append(
+        _element(f"<footer><p>© {year} Example Media Group. All rights reserved.</p></footer>")
+    )
     _add_ad_noise(root, rng)
     _add_ad_slots(body, rng)
-    _add_whitespace(root, rng)
-    if WRAP:
-      wrapper = _element(f'<div class="page-wrap css-{rng.getrandbits(24):06x}"></div>')
-      wrapper.extend(list(body))
-      body.append(wrapper)
+    _reindent(root, rng)
+    wrapper = _element(f'<div class="page-wrap css-{rng.getrandbits(24):06x}"></div>')
+    wrapper.extend(list(body))
+    body.append(wrapper)
     if edit is not None:
         _replace_word(root, *edit)
     return str(html.tostring(root, encoding="unicode"))
 
 
+# --- edits ---------------------------------------------------------------------------------
+
+
 def _text_nodes(root: etree._Element) -> list[tuple[etree._Element, str]]:
-    """(element, "text" or "tail") for every prose text node outside scripts and styles."""
+    """(element, "text" or "tail") for every text node that a reader sees."""
     nodes = []
     for el in root.iter():
         # a comment's or script's own text is not prose, but what follows it is
-        if isinstance(el.tag, str) and el.tag not in SKIPPED_TAGS:
+        if isinstance(el.tag, str) and el.tag not in NOT_PROSE:
             nodes.append((el, "text"))
         nodes.append((el, "tail"))
     return nodes
@@ -188,3 +194,35 @@ def pick_edit_word(comparable: str, truth: str) -> str | None:
             if len(re.findall(rf"\b{word}\b", comparable)) == 1:
                 return word
     return None
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page_id", _page_ids(), ids=lambda page_id: page_id[:10])
+def test_page_is_stable_under_churn_and_shows_an_edit(page_id: str) -> None:
+    page, url, truth = load_page(page_id)
+
+    plain = extract_article(page, url)
+    assert plain.text.strip(), "no text from the unmodified page"
+
+    first = comparable_text(extract_article(render(page, truth, seed=1), url).text)
+    second = comparable_text(extract_article(render(page, truth, seed=2), url).text)
+    assert first, "churned page extracted to nothing comparable"
+    assert first == second, "furniture churn changed the comparable text"
+
+    word = pick_edit_word(second, truth)
+    assert word is not None, "no ground-truth word to edit in the extracted text"
+    edited = comparable_text(
+        extract_article(render(page, truth, seed=2, edit=(word, EDITED_WORD)), url).text
+    )
+    assert edited != second
+    assert EDITED_WORD in edited
+    assert len(re.findall(rf"\b{word}\b", edited)) == 0
+
+
+def test_same_page_extracts_identically_twice() -> None:
+    page_ids = _page_ids()[:10]
+    for page_id in page_ids:
+        page, url, _ = load_page(page_id)
+        assert extract_article(page, url) == extract_article(page.encode("utf-8"), url)

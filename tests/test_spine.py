@@ -9,9 +9,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from support.newsroom import Newsroom, make_story
 from support.server import LoopbackServer, Reply, conditional
-
 from watcher.clock import utc_now
 from watcher.config import Config, parse_config
 from watcher.store import Store

@@ -179,6 +179,10 @@ class Fetcher:
             return _redirect_target(url, response)
         if status == 304:
             log.debug("GET %s -> 304 not modified", response.url)
+            # A 304 has no body by definition; reading the empty end of it lets the pool keep
+            # the connection alive instead of closing a "half-read" one (the cheap path of
+            # every unchanged re-check).
+            await response.aread()
             return _result(url, response, b"", etag, last_modified)
         if not 200 <= status < 300:
             raise _status_error(url, response)

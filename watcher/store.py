@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import event, func, or_, update
+from sqlalchemy import Connection, bindparam, event, func, or_, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -35,6 +35,19 @@ from watcher.schema import (
 )
 
 log = logging.getLogger(__name__)
+
+# Core tables and prepared statements for the per-check hot path.
+_ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
+_VERSION = VersionRow.__table__  # type: ignore[attr-defined]
+_FEED = FeedRow.__table__  # type: ignore[attr-defined]
+_ARTICLE_FEED = ArticleFeedRow.__table__  # type: ignore[attr-defined]
+_ARTICLE_BY_ID = select(_ARTICLE).where(_ARTICLE.c.id == bindparam("id"))
+_FEED_NAMES = (
+    select(_FEED.c.name)
+    .join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
+    .where(_ARTICLE_FEED.c.article_id == bindparam("id"))
+    .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
+)
 
 # A line recurring in this many distinct articles of one host is page furniture.
 FURNITURE_MIN_ARTICLES = 3
@@ -246,6 +259,18 @@ class Store:
         except SQLAlchemyError as exc:
             raise StoreError(_short(exc), database=self.label) from None
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A bare connection in a transaction: for the hot paths, where ORM upkeep costs more
+        than the query itself (every re-check reads one article and writes one row)."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(_short(exc), database=self.label) from None
+
     # ------------------------------------------------------------------ feeds
 
     def sync_feeds(self, feeds: Iterable[tuple[str, str]]) -> None:
@@ -358,11 +383,11 @@ class Store:
             return [int(i) for i in session.exec(query) if i is not None]
 
     def article(self, article_id: int) -> ArticleState:
-        with self._session() as session:
-            row = session.get(ArticleRow, article_id)
+        with self._transaction() as connection:
+            row = connection.execute(_ARTICLE_BY_ID, {"id": article_id}).mappings().first()
             if row is None:
                 raise StoreError(f"no article {article_id}", database=self.label)
-            return _article_state(row, _feed_names(session, article_id))
+            return _article_state(row, _feed_names(connection, article_id))
 
     def find_article(self, url: str) -> ArticleState | None:
         """By canonical URL, published link or guid."""
@@ -376,7 +401,9 @@ class Store:
                     )
                 )
             ).first()
-            return None if row is None else _article_state(row, _feed_names(session, row.id))
+            if row is None:
+                return None
+            return _article_state(row.model_dump(), _feed_names(session.connection(), row.id))
 
     def versions(self, article_id: int, *, newest: int | None = None) -> list[VersionRecord]:
         """Versions oldest first (only the ``newest`` N when given)."""
@@ -404,17 +431,19 @@ class Store:
         Returns None as well when the same content was stored concurrently (the unique key
         (article, hash) refused it): that is the idempotence guarantee, not an error.
         """
+        if check.version is None:
+            with self._transaction() as connection:
+                _update_article(connection, article_id, check, check.seen_again)
+            return None
         try:
             with self._session() as session:
-                stored = _write_check(session, article_id, check)
+                stored = _insert_version(session, article_id, check)
+                _update_article(session.connection(), article_id, check, stored.number)
                 session.commit()
                 return stored
         except IntegrityError:
             log.info("article %s: this content was already stored by an earlier run", article_id)
-        with self._session() as session:
-            _write_check(session, article_id, replace(check, version=None, alerts=()))
-            session.commit()
-        return None
+        return self.record_check(article_id, replace(check, version=None, alerts=()))
 
     def retire(self, article_id: int) -> None:
         with self._session() as session:
@@ -512,35 +541,37 @@ def _find_article(session: Session, entry: FeedEntry) -> ArticleRow | None:
     ).first()
 
 
-def _write_check(session: Session, article_id: int, check: CheckRecord) -> VersionRecord | None:
-    row = session.get(ArticleRow, article_id)
-    if row is None:
-        raise StoreError(f"no article {article_id}")
-    row.checks += 1
-    row.last_checked = check.checked_at
-    row.next_check_at = check.next_check_at
-    row.status = "tracking" if check.next_check_at is not None else "retired"
-    row.failures = row.failures + 1 if check.error else 0
-    row.last_error = check.error
+def _update_article(
+    connection: Connection, article_id: int, check: CheckRecord, current: int | None
+) -> None:
+    values: dict[str, Any] = {
+        "checks": _ARTICLE.c.checks + 1,
+        "last_checked": check.checked_at,
+        "next_check_at": check.next_check_at,
+        "status": "tracking" if check.next_check_at is not None else "retired",
+        "failures": _ARTICLE.c.failures + 1 if check.error else 0,
+        "last_error": check.error,
+    }
     if check.error is None:
-        row.etag, row.last_modified = check.etag, check.last_modified
-    stored = None
-    if check.version is not None:
-        stored = _insert_version(session, row, check)
-    elif check.seen_again is not None:
-        _mark_seen_again(session, article_id, check.seen_again, check.checked_at)
-        row.current_version = check.seen_again
-    session.add(row)
-    return stored
+        values.update(etag=check.etag, last_modified=check.last_modified)
+    if current is not None:
+        values["current_version"] = current
+    if check.seen_again is not None:
+        connection.execute(
+            update(_VERSION)
+            .where(_VERSION.c.article_id == article_id, _VERSION.c.number == check.seen_again)
+            .values(times_seen=_VERSION.c.times_seen + 1, last_seen_at=check.checked_at)
+        )
+    connection.execute(update(_ARTICLE).where(_ARTICLE.c.id == article_id).values(**values))
 
 
-def _insert_version(session: Session, article: ArticleRow, check: CheckRecord) -> VersionRecord:
-    assert check.version is not None and article.id is not None
+def _insert_version(session: Session, article_id: int, check: CheckRecord) -> VersionRecord:
+    assert check.version is not None
     last = session.exec(
-        select(func.max(VersionRow.number)).where(VersionRow.article_id == article.id)
+        select(func.max(VersionRow.number)).where(VersionRow.article_id == article_id)
     ).one()
     version = VersionRow(
-        article_id=article.id,
+        article_id=article_id,
         number=(last or 0) + 1,
         title=check.version.title,
         text=check.version.text,
@@ -552,13 +583,12 @@ def _insert_version(session: Session, article: ArticleRow, check: CheckRecord) -
     session.add(version)
     session.flush()  # the unique (article, hash) key is checked here
     assert version.id is not None
-    article.current_version = version.number
     for alert in check.alerts:
         session.add(
             AlertRow(
                 rule=alert.rule,
                 event=alert.event,
-                article_id=article.id,
+                article_id=article_id,
                 version_id=version.id,
                 feed=alert.feed,
                 matched=json.dumps(list(alert.matched)),
@@ -569,22 +599,8 @@ def _insert_version(session: Session, article: ArticleRow, check: CheckRecord) -
     return _version(version)
 
 
-def _mark_seen_again(session: Session, article_id: int, number: int, when: datetime) -> None:
-    session.execute(
-        update(VersionRow)
-        .where(col(VersionRow.article_id) == article_id, col(VersionRow.number) == number)
-        .values(times_seen=col(VersionRow.times_seen) + 1, last_seen_at=when)
-    )
-
-
-def _feed_names(session: Session, article_id: int | None) -> tuple[str, ...]:
-    names = session.exec(
-        select(FeedRow.name)
-        .join(ArticleFeedRow, col(ArticleFeedRow.feed_id) == col(FeedRow.id))
-        .where(ArticleFeedRow.article_id == article_id)
-        .order_by(col(ArticleFeedRow.first_seen), col(FeedRow.name))
-    ).all()
-    return tuple(names)
+def _feed_names(connection: Connection, article_id: int | None) -> tuple[str, ...]:
+    return tuple(connection.execute(_FEED_NAMES, {"id": article_id}).scalars())
 
 
 def _required(moment: datetime | None) -> datetime:
@@ -610,28 +626,9 @@ def _feed_state(row: FeedRow, articles: int) -> FeedState:
     )
 
 
-def _article_state(row: ArticleRow, feeds: tuple[str, ...]) -> ArticleState:
-    assert row.id is not None
-    return ArticleState(
-        id=row.id,
-        url=row.url,
-        guid=row.guid,
-        link=row.link,
-        host=row.host,
-        entry_title=row.entry_title,
-        entry_content=row.entry_content,
-        first_seen=_required(row.first_seen),
-        last_checked=row.last_checked,
-        next_check_at=row.next_check_at,
-        checks=row.checks,
-        failures=row.failures,
-        status=row.status,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        current_version=row.current_version,
-        feeds=feeds,
-        last_error=row.last_error,
-    )
+def _article_state(row: Mapping[Any, Any], feeds: tuple[str, ...]) -> ArticleState:
+    fields = {name: row[name] for name in ArticleState.__dataclass_fields__ if name != "feeds"}
+    return ArticleState(**fields, feeds=feeds)
 
 
 def _version(row: VersionRow) -> VersionRecord:

@@ -25,7 +25,7 @@ from watcher.feeds import parse_feed
 from watcher.fetch import Fetcher, FetchLimits
 from watcher.judge import Judgement, Page, judge
 from watcher.rules import Rule, compile_rules
-from watcher.store import ArticleState, CheckRecord, PollRecord, Store, VersionRecord
+from watcher.store import ArticleState, CheckRecord, PollRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -170,11 +170,10 @@ async def check_article(ctx: Context, article_id: int) -> CheckOutcome:
     """Fetch, extract and compare one article; store a version and its alerts if it changed."""
     article = ctx.store.article(article_id)
     settings = article_settings(ctx.config, article.feeds)
-    history = ctx.store.versions(article_id, newest=RECENT_VERSIONS)
     now = ctx.clock()
     next_check = next_check_time(article.first_seen, now, settings.recheck)
     try:
-        page = await obtain_page(ctx, article, settings, history)
+        page = await obtain_page(ctx, article, settings)
     except WatcherError as exc:
         log.warning("article %s: check failed: %s", article.url, exc)
         ctx.store.record_check(article_id, CheckRecord(now, next_check, error=str(exc)))
@@ -185,6 +184,8 @@ async def check_article(ctx: Context, article_id: int) -> CheckOutcome:
             CheckRecord(now, next_check, etag=article.etag, last_modified=article.last_modified),
         )
         return CheckOutcome(article_id, article.url, "unchanged", retired=next_check is None)
+    # Loaded only now: most re-checks end in a 304 above and need no stored text.
+    history = ctx.store.versions(article_id, newest=RECENT_VERSIONS)
     furniture = ctx.store.site_furniture(article.host)
     verdict = judge(page, history, article, furniture, ctx.rules, _tags(ctx.config, article.feeds))
     verdict = _older_duplicate(ctx, article_id, verdict)
@@ -241,21 +242,19 @@ def _older_duplicate(ctx: Context, article_id: int, verdict: Judgement) -> Judge
     return Judgement(status="seen_again", seen_again=older.number)
 
 
-async def obtain_page(
-    ctx: Context, article: ArticleState, settings: FeedSettings, history: list[VersionRecord]
-) -> Page | None:
+async def obtain_page(ctx: Context, article: ArticleState, settings: FeedSettings) -> Page | None:
     """The article's current text: from its page, else (first time only) from the feed entry.
 
     Returns None when the page answered 304. Once a version came from the page, a failed
     fetch or extraction is a failed check: falling back to the feed's summary would look
     like an edit.
     """
-    from_page_before = any(v.source == "page" for v in history)
+    stored = article.current_version is not None
     if settings.fetch_article and article.link:
         try:
-            return await _page_from_web(ctx, article, conditional=bool(history))
+            return await _page_from_web(ctx, article, conditional=stored)
         except (FetchError, ExtractError) as exc:
-            if from_page_before:
+            if stored and any(v.source == "page" for v in ctx.store.versions(article.id)):
                 raise
             log.info("article %s: using the feed's text instead of the page: %s", article.url, exc)
     return _page_from_entry(article)
