@@ -33,7 +33,7 @@ def site(loopback: LoopbackServer, tmp_path: Path) -> tuple[Newsroom, Path]:
         f"""
 state_dir: state
 feeds:
-  - {{name: loop, url: "{room.url('/rss.xml')}"}}
+  - {{name: loop, url: "{room.url("/rss.xml")}"}}
 notifiers:
   desk: "json://127.0.0.1:9/hook?token=${{WATCHER_TEST_TOKEN}}"
 rules:
@@ -68,8 +68,20 @@ def test_check_alerts_history_diff(site: tuple[Newsroom, Path]) -> None:
     code, out, _ = run(config, "alerts", "--json")
     alerts = json.loads(out)
     assert [(a["rule"], a["event"]) for a in alerts] == [("talks", "new"), ("edits", "changed")]
-    keys = {"id", "rule", "event", "feed", "url", "title", "version", "created_at", "matched",
-            "added", "removed", "delivered"}
+    keys = {
+        "id",
+        "rule",
+        "event",
+        "feed",
+        "url",
+        "title",
+        "version",
+        "created_at",
+        "matched",
+        "added",
+        "removed",
+        "delivered",
+    }
     assert all(keys <= set(a) for a in alerts)
     assert alerts[1]["version"] == 2 and alerts[1]["delivered"] is False
     assert any("12 people were killed" in text for text in alerts[1]["added"])
