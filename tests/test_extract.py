@@ -62,6 +62,13 @@ TRICKY = "\u00a0\u2009\u202f\u200b\u00ad\ufeff\u2026\u2018\u2019\u201c\u201d\u20
 TRICKY += "\u0301\u0327e\u00e9\u2000\u2028\r\n\t \x1c\x85"
 tricky_text = st.text(alphabet=st.sampled_from(TRICKY) | st.characters(), max_size=80)
 ASCII_DIGIT = re.compile(r"[0-9]")
+# Lines assembled from stamp, counter and copyright parts, so digits land where they matter.
+PARTS = (
+    "Updated 5 12:30 minutes ago © 2025 Copyright (c) views 1,234 comments 4 min read ad-id-3f9a1"
+)
+furniture_like = st.lists(st.sampled_from(PARTS.split()) | st.text(max_size=4), max_size=8).map(
+    " ".join
+) | st.text(max_size=60)
 
 
 def shift_digits(text: str, by: int) -> str:
@@ -81,12 +88,12 @@ def test_comparable_text_is_idempotent(text: str, furniture_lines: list[str]) ->
     assert comparable_text(once, site) == once
 
 
-@given(st.text(max_size=60), st.integers(min_value=1, max_value=9))
+@given(furniture_like, st.integers(min_value=1, max_value=9))
 def test_mask_line_ignores_digit_values(line: str, by: int) -> None:
     assert mask_line(shift_digits(line, by)) == mask_line(line)
 
 
-@given(st.text(max_size=60), st.integers(min_value=1, max_value=9))
+@given(furniture_like, st.integers(min_value=1, max_value=9))
 def test_furniture_verdict_ignores_digit_values(line: str, by: int) -> None:
     assert is_generic_furniture(shift_digits(line, by)) == is_generic_furniture(line)
 

@@ -18,14 +18,15 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.markup import escape
 from rich.text import Text
 
 from watcher import __version__
 from watcher.clock import utc_now
 from watcher.config import Config, RuleConfig, config_path, load_config, parse_duration
+from watcher.daemon import run_daemon
 from watcher.diff import compute_change
 from watcher.errors import ConfigError, WatcherError
 from watcher.extract import comparable_text, normalise
@@ -41,7 +42,15 @@ SHOWN_FAILURES = 10
 @dataclass
 class State:
     config_option: str | None
+    verbose: int = 0
+    quiet: bool = False
     _config: Config | None = None
+
+    def setup_logging(self, default: int) -> None:
+        """``default``, or silence with -q, or more detail with -v / -vv."""
+        levels = [default, logging.INFO, logging.DEBUG]
+        level = logging.CRITICAL if self.quiet else min(levels[min(self.verbose, 2)], default)
+        setup_logging(level)
 
     def config(self) -> Config:
         if self._config is None:
@@ -101,11 +110,9 @@ class WatcherGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_option: str | None, verbose: int, quiet: bool) -> None:
     """Watch news feeds, keep every version of every article, alert on edits."""
-    # The command's own output reports feed and article problems; the log adds detail on -v.
-    setup_logging(
-        logging.CRITICAL if quiet else (logging.ERROR, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    )
-    ctx.obj = State(config_option)
+    ctx.obj = State(config_option, verbose, quiet)
+    # One-shot commands report problems in their own output; the log adds detail on -v.
+    ctx.obj.setup_logging(logging.ERROR)
 
 
 def setup_logging(level: int) -> None:
@@ -113,7 +120,8 @@ def setup_logging(level: int) -> None:
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
     )
     # httpx logs every request at INFO: far too chatty for a monitor polling hundreds of URLs.
-    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan"):
+    noisy_loggers = ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apscheduler")
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
@@ -195,6 +203,17 @@ def _print_summary(summary: PassSummary, config: Config) -> None:
         click.echo(mask(config, f"  article {check.url}: {check.error}"), err=True)
     if len(failed) > SHOWN_FAILURES:
         click.echo(f"  ... and {len(failed) - SHOWN_FAILURES} more failed articles", err=True)
+
+
+@main.command()
+@pass_state
+def run(state: State) -> None:
+    """Run as a service: poll each feed on its interval and re-check articles when due.
+
+    Logs one line per event on stderr. Stops cleanly on SIGTERM or Ctrl-C."""
+    config = state.config()
+    state.setup_logging(logging.INFO)
+    asyncio.run(run_daemon(config))
 
 
 @main.command()

@@ -83,11 +83,10 @@ def _decode(data: bytes) -> str:
 
 
 def _fold_source_newlines(page: str) -> str:
-    """Source line breaks -> spaces, outside <pre>/<textarea>.
+    """Source line breaks -> spaces outside <pre>/<textarea>, as browsers render them.
 
-    Browsers render a newline in text as a space, but trafilatura copies it into its output,
-    so re-indented markup would split paragraphs differently. Two str.replace calls cost ~1%
-    of an extraction (a regex fold of all whitespace cost ~15%).
+    trafilatura copies them into its output, so re-indented markup would split paragraphs
+    differently. str.replace costs ~1% of an extraction (a regex fold of all whitespace ~15%).
     """
     if not _PREFORMATTED.search(page):
         return page.replace("\r", " ").replace("\n", " ")
@@ -107,11 +106,8 @@ _TITLE_SEPARATORS = (" | ", " - ", " – ", " — ", " :: ", " · ")
 
 
 def _first_text(values: object) -> str:
-    for value in values if isinstance(values, list) else ():
-        text = " ".join(str(value).split())
-        if text:
-            return text
-    return ""
+    texts = (" ".join(str(v).split()) for v in (values if isinstance(values, list) else ()))
+    return next((text for text in texts if text), "")
 
 
 def _strip_site_name(title: str, tree: HtmlElement, url: str) -> str:
@@ -168,7 +164,7 @@ def extract_article(html: str | bytes, url: str) -> Extracted:
     """Headline and body of a news page; ExtractError when there is no body text."""
     page = _decode(html) if isinstance(html, bytes) else html
     head = page[:2048]
-    if not page.strip():
+    if not page or page.isspace():
         raise ExtractError(url, "empty document")
     if len(_CONTROL_CHARS.findall(head)) > len(head) // 20:
         raise ExtractError(url, "binary content, not HTML")
@@ -176,15 +172,13 @@ def extract_article(html: str | bytes, url: str) -> Extracted:
         raise ExtractError(url, "no HTML markup")
     try:
         tree = trafilatura.load_html(_fold_source_newlines(page))
-        if tree is None:
-            raise ExtractError(url, "not parseable as HTML")
-        title, body = _title(tree, url), _body(tree, url)
-    except ExtractError:
-        raise
+        title, body = (_title(tree, url), _body(tree, url)) if tree is not None else ("", "")
     except Exception as err:
         # Third-party parsing of arbitrary pages: a crash there means "no text", not a dead poll.
         log.warning("extractor failed on %s: %r", url, err)
         raise ExtractError(url, f"extractor failed: {type(err).__name__}") from err
+    if tree is None:
+        raise ExtractError(url, "not parseable as HTML")
     if len(body) < MIN_BODY_CHARS:
         raise ExtractError(url, f"no article text found ({len(body)} characters)")
     log.debug("extracted %s: %d lines, title %r", url, body.count("\n") + 1, title)
@@ -286,17 +280,16 @@ def line_keys(text: str) -> frozenset[str]:
 
 # --- generic furniture ---------------------------------------------------------------------
 
-_STAMP_WORDS = _words(
-    "updated update published posted modified edited created last first originally"
-)
+_STAMP_WORDS = _words("updated update published posted modified edited last first originally")
 _DATE_WORDS = _words(
     "january february march april may june july august september october november december "
     "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday "
     "saturday sunday mon tue tues wed thu fri sat sun sec secs second seconds min mins minute "
     "minutes h hr hrs hour hours day days week weeks month months year years utc gmt bst cet "
     "cest eet et est edt ct cst cdt mt mst mdt pt pst pdt ist aest jst z ago at on am pm a.m "
-    "p.m just now today yesterday read reading time - by"
+    "p.m just now today yesterday read reading time -"
 )
+_STAMP_VOCABULARY = _DATE_WORDS | _STAMP_WORDS
 _NUMBER_TOKEN = re.compile(r"\d[\d:./+-]*(?:t[\d:.+-]*)?(?:st|nd|rd|th|am|pm|a\.m|p\.m|h|z)?")
 _CLOCK = re.compile(r"\d{1,2}[:.]\d{2}(?:[:.]\d{2})?(?:am|pm|a\.m|p\.m|h|z)?")
 _COUNTER_WORDS = _words(
@@ -318,8 +311,10 @@ def _tokens(folded: str) -> list[str]:
 
 def _is_stamp(tokens: list[str]) -> bool:
     """Time stamps: "Updated 5 minutes ago", "Published 19 Nov 2019, 10:30 GMT", "12:30"."""
-    known = _DATE_WORDS | _STAMP_WORDS
-    if not all(token in known or _NUMBER_TOKEN.fullmatch(token) for token in tokens):
+    if "by" in tokens and len(tokens) - tokens.index("by") <= 5:
+        # "5:45 AM PST 11/19/2019 by Jane Doe": the byline rides along with the stamp.
+        tokens = tokens[: tokens.index("by")]
+    if not all(token in _STAMP_VOCABULARY or _NUMBER_TOKEN.fullmatch(token) for token in tokens):
         return False
     words = set(tokens)
     number = any(_NUMBER_TOKEN.fullmatch(token) for token in tokens)
@@ -395,6 +390,7 @@ _LINE_PATTERNS = (
     r"^comments?$",
 )
 _LINE_FURNITURE = re.compile("|".join(f"(?:{pattern})" for pattern in _LINE_PATTERNS))
+_LIST_MARKERS = ("- ", "* ", "• ")
 
 
 def is_generic_furniture(line: str) -> bool:
@@ -404,6 +400,8 @@ def is_generic_furniture(line: str) -> bool:
 
 def _is_furniture(plain: str) -> bool:
     """is_generic_furniture on one line already in comparison form."""
+    if plain[:2] in _LIST_MARKERS:
+        plain = plain[2:]  # trafilatura writes list items as "- item"
     if not plain or len(plain) > 250:
         return False
     folded = plain.casefold()

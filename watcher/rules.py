@@ -107,8 +107,9 @@ class Keywords(_TextCondition, kind="keywords"):
     """`keywords: [phrase, ...]` — case-insensitive whole words and phrases. Spelling variants
     of a compound match each other: "cease-fire", "cease fire" and "ceasefire" are one keyword
     (a one-word keyword splits at a space only into parts of 4+ letters, so write "air strike"
-    to match "airstrike", "air-strike" and "air strike"). For `new`, a keyword must be in the headline or the text. For `changed`, it must be in
-    text that was added or removed, not merely present before and after."""
+    to match "airstrike", "air-strike" and "air strike"). For `new`, a keyword must be in the
+    headline or the text. For `changed`, it must be in text that was added or removed, not
+    merely present before and after."""
 
     @classmethod
     def from_rule(cls, rule: RuleConfig) -> Keywords | None:

@@ -340,15 +340,26 @@ async def run_pass(
         on_crash=lambda name, exc: PollOutcome(name, "failed", error=f"internal error: {exc}"),
     )
     due = ctx.store.due_article_ids(ctx.clock(), feeds=feeds, everything=recheck_all)
-    summary.checks = await _bounded(
+    summary.checks = await check_articles(ctx, due, progress)
+    return summary
+
+
+async def check_due(ctx: Context, *, batch: int) -> list[CheckOutcome]:
+    """Check up to ``batch`` articles whose re-check is due, oldest due first."""
+    return await check_articles(ctx, ctx.store.due_article_ids(ctx.clock(), limit=batch))
+
+
+async def check_articles(
+    ctx: Context, article_ids: list[int], progress: Progress | None = None
+) -> list[CheckOutcome]:
+    return await _bounded(
         ctx,
         "articles",
-        due,
+        article_ids,
         check_article,
         progress,
         on_crash=lambda i, exc: CheckOutcome(i, "", "failed", error=f"internal error: {exc}"),
     )
-    return summary
 
 
 async def _bounded(
