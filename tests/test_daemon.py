@@ -36,13 +36,15 @@ def test_run_polls_rechecks_alerts_and_stops_on_sigterm(
         f"""
 database: "sqlite:///{database}"
 defaults: {{interval: 1s, recheck: [{{until: 1h, every: 1s}}]}}
-feeds: [{{name: loop, url: "{room.url('/rss.xml')}"}}]
+feeds: [{{name: loop, url: "{room.url("/rss.xml")}"}}]
 rules: [{{name: edits, events: [changed]}}]
 """
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "watcher.cli", "-c", str(config), "run"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     store = None
     try:

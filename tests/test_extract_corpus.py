@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from lxml import etree, html  # type: ignore[import-untyped]
 
+from watcher.diff import compute_change
 from watcher.extract import Extracted, comparable_text, extract_article, normalise
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "article-extraction"
@@ -245,6 +246,9 @@ def test_page_is_stable_under_churn_and_shows_an_edit(page_id: str) -> None:
     assert edited != second
     assert EDITED_WORD in edited
     assert len(re.findall(rf"\b{word}\b", edited)) == 0
+    change = compute_change("", second, "", edited)  # and the diff shows exactly that edit
+    assert [text.strip() for text in change.removed] == [word]
+    assert [text.strip() for text in change.added] == [EDITED_WORD]
 
 
 def test_same_page_extracts_identically_twice_from_str_and_bytes() -> None:

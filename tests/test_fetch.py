@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from support.server import LoopbackServer, Reply, Request, conditional
 
+from support.server import LoopbackServer, Reply, Request, conditional
 from watcher.errors import FetchError
 from watcher.fetch import Fetcher, FetchLimits, FetchResult, StatusError
 
