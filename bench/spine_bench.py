@@ -24,7 +24,8 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from watcher.config import parse_config  # noqa: E402
 from watcher.tasks import Context, check_article, open_context, poll_feed  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "article-extraction"
+ROUNDS = 3
 
 
 def load_pages() -> dict[str, bytes]:
@@ -107,16 +109,22 @@ def serve(pages: dict[str, bytes], edited: dict[str, bytes], port_queue: Any, fl
     server.serve_forever()
 
 
-def cpu(work: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.process_time()
-    result = work()
-    return time.process_time() - start, result
-
-
-async def timed_checks(ctx: Context, ids: list[int]) -> tuple[float, list[str]]:
-    start = time.process_time()
-    statuses = [(await check_article(ctx, i)).status for i in ids]
-    return time.process_time() - start, statuses
+async def timed_checks(
+    ctx: Context, ids: list[int], yardstick: Callable[[int], object] | None = None
+) -> tuple[float, float, list[str]]:
+    """CPU of checking each article; with a yardstick, also the CPU of the yardstick run on
+    the same article right before, so both see the same heap and the same machine load."""
+    ours = theirs = 0.0
+    statuses = []
+    for article_id in ids:
+        if yardstick is not None:
+            start = time.process_time()
+            yardstick(article_id)
+            theirs += time.process_time() - start
+        start = time.process_time()
+        statuses.append((await check_article(ctx, article_id)).status)
+        ours += time.process_time() - start
+    return ours, theirs, statuses
 
 
 def report(label: str, seconds: float, count: int, extra: str = "") -> None:
@@ -124,7 +132,18 @@ def report(label: str, seconds: float, count: int, extra: str = "") -> None:
     print(f"{label:<44} {per:8.2f} ms/article  ({count} articles){extra}")
 
 
-async def spine(base: str, flag: Any, state: Path, count: int) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class Figures:
+    """CPU seconds for all articles of one round."""
+
+    new: float
+    new_bare: float
+    not_modified: float
+    edited: float
+    edited_bare: float
+
+
+async def spine(base: str, flag: Any, state: Path, texts: dict[str, dict[int, str]]) -> Figures:
     config = parse_config(
         f"""
         database: "sqlite:///{state / "bench.db"}"
@@ -138,14 +157,19 @@ async def spine(base: str, flag: Any, state: Path, count: int) -> tuple[float, f
     async with open_context(config) as ctx:
         await poll_feed(ctx, "corpus")
         ids = ctx.store.due_article_ids(ctx.clock())
-        new_cpu, statuses = await timed_checks(ctx, ids)
-        print(f"  first pass outcomes: {count_of(statuses)}")
-        same_cpu, statuses = await timed_checks(ctx, ids)
-        print(f"  304 pass outcomes:   {count_of(statuses)}")
+        keys = {i: (ctx.store.article(i).link or "").rsplit("/", 1)[-1][:-5] for i in ids}
+
+        def bare(version: int) -> Callable[[int], object]:
+            return lambda article_id: trafilatura.extract(texts[keys[article_id]][version])
+
+        new, new_bare, statuses = await timed_checks(ctx, ids, bare(0))
+        print(f"  first pass:  {count_of(statuses)}")
+        not_modified, _, statuses = await timed_checks(ctx, ids)
+        print(f"  304 pass:    {count_of(statuses)}")
         flag.value = 1
-        edit_cpu, statuses = await timed_checks(ctx, ids)
-        print(f"  edited pass outcomes: {count_of(statuses)}")
-    return new_cpu, same_cpu, edit_cpu
+        edited, edited_bare, statuses = await timed_checks(ctx, ids, bare(1))
+        print(f"  edited pass: {count_of(statuses)}")
+    return Figures(new, new_bare, not_modified, edited, edited_bare)
 
 
 def count_of(statuses: list[str]) -> dict[str, int]:
@@ -163,37 +187,43 @@ def main() -> None:
         f"{sum(edited[k] != pages[k] for k in pages)} with a one-word body edit"
     )
 
-    texts = {k: v.decode("utf-8", "replace") for k, v in pages.items()}
-    for text in list(texts.values())[:3]:
-        trafilatura.extract(text)  # warm-up: imports and caches
-    bare, _ = cpu(lambda: [trafilatura.extract(t) for t in texts.values()])
-
+    texts = {
+        key: {0: page.decode("utf-8", "replace"), 1: edited[key].decode("utf-8", "replace")}
+        for key, page in pages.items()
+    }
+    for key in list(texts)[:3]:
+        trafilatura.extract(texts[key][0])  # warm-up: imports and caches
     flag = multiprocessing.Value("i", 0)
     queue: Any = multiprocessing.Queue()
     child = multiprocessing.Process(target=serve, args=(pages, edited, queue, flag), daemon=True)
     child.start()
+    rounds = []
     try:
         base = queue.get(timeout=30)
-        with tempfile.TemporaryDirectory() as state:
-            run: Awaitable[tuple[float, float, float]] = spine(base, flag, Path(state), len(pages))
-            new_cpu, same_cpu, edit_cpu = asyncio.run(run)
+        for _ in range(ROUNDS):
+            flag.value = 0
+            with tempfile.TemporaryDirectory() as state:
+                rounds.append(asyncio.run(spine(base, flag, Path(state), texts)))
     finally:
         child.terminate()
-
+    # The best round: other work on the machine only ever adds time.
+    best = min(rounds, key=lambda figures: figures.new)
+    count = len(pages)
     print()
-    report("bare trafilatura.extract", bare, len(pages))
+    report("bare trafilatura.extract (interleaved)", best.new_bare, count)
     report(
         "new article end to end",
-        new_cpu,
-        len(pages),
-        f"  -> {new_cpu / bare:.2f}x bare (target <= 1.3x)",
+        best.new,
+        count,
+        f"  -> {best.new / best.new_bare:.2f}x bare (target <= 1.3x)",
     )
-    report("re-check answered 304", same_cpu, len(pages), "  (target < 1 ms)")
+    report("re-check answered 304", min(r.not_modified for r in rounds), count, "  (target < 1 ms)")
+    edit = min(rounds, key=lambda figures: figures.edited)
     report(
         "re-check with a one-word edit (diff+store)",
-        edit_cpu,
-        len(pages),
-        f"  -> {edit_cpu / bare:.2f}x bare",
+        edit.edited,
+        count,
+        f"  -> {edit.edited / edit.edited_bare:.2f}x bare",
     )
     print()
     import diff_bench  # the 25 KB / 200 edits diff benchmark, same run

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,13 @@ _ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
 _VERSION = VersionRow.__table__  # type: ignore[attr-defined]
 _FEED = FeedRow.__table__  # type: ignore[attr-defined]
 _ARTICLE_FEED = ArticleFeedRow.__table__  # type: ignore[attr-defined]
+_SITE_LINE = SiteLineRow.__table__  # type: ignore[attr-defined]
+_ALERT = AlertRow.__table__  # type: ignore[attr-defined]
+_BUMP_SITE_LINE = (
+    update(_SITE_LINE)
+    .where(_SITE_LINE.c.host == bindparam("h"), _SITE_LINE.c.key_digest == bindparam("d"))
+    .values(articles=_SITE_LINE.c.articles + 1)
+)
 _ARTICLE_BY_ID = select(_ARTICLE).where(_ARTICLE.c.id == bindparam("id"))
 _FEED_NAMES = (
     select(_FEED.c.name)
@@ -51,6 +59,7 @@ _FEED_NAMES = (
 
 # A line recurring in this many distinct articles of one host is page furniture.
 FURNITURE_MIN_ARTICLES = 3
+FURNITURE_CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,7 @@ class Store:
     def __init__(self, engine: Engine, label: str) -> None:
         self.engine = engine
         self.label = label
+        self._furniture: dict[str, tuple[float, DigestSet]] = {}
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -436,10 +446,9 @@ class Store:
                 _update_article(connection, article_id, check, check.seen_again)
             return None
         try:
-            with self._session() as session:
-                stored = _insert_version(session, article_id, check)
-                _update_article(session.connection(), article_id, check, stored.number)
-                session.commit()
+            with self._transaction() as connection:
+                stored = _insert_version(connection, article_id, check)
+                _update_article(connection, article_id, check, stored.number)
                 return stored
         except IntegrityError:
             log.info("article %s: this content was already stored by an earlier run", article_id)
@@ -457,6 +466,17 @@ class Store:
     # ------------------------------------------------------- furniture learning
 
     def site_furniture(self, host: str) -> DigestSet:
+        """The learned furniture of a host, cached for FURNITURE_CACHE_SECONDS (another process
+        may learn too); staleness is harmless because every comparison re-judges both texts
+        with the same set."""
+        cached = self._furniture.get(host)
+        if cached is not None and time.monotonic() - cached[0] < FURNITURE_CACHE_SECONDS:
+            return cached[1]
+        learned = self._load_furniture(host)
+        self._furniture[host] = (time.monotonic(), learned)
+        return learned
+
+    def _load_furniture(self, host: str) -> DigestSet:
         with self._session() as session:
             digests = session.exec(
                 select(SiteLineRow.key_digest).where(
@@ -470,20 +490,27 @@ class Store:
         digests = sorted({key_digest(key) for key in keys})
         if not host or not digests:
             return
-        with self._session() as session:
-            existing = {
-                row.key_digest: row
-                for row in session.exec(
-                    select(SiteLineRow).where(
-                        SiteLineRow.host == host, col(SiteLineRow.key_digest).in_(digests)
-                    )
+        # Core and executemany: an article has dozens of lines, and this runs for every new one.
+        with self._transaction() as connection:
+            found = connection.execute(
+                select(_SITE_LINE.c.key_digest, _SITE_LINE.c.articles).where(
+                    _SITE_LINE.c.host == host, _SITE_LINE.c.key_digest.in_(digests)
                 )
-            }
-            for digest in digests:
-                row = existing.get(digest) or SiteLineRow(host=host, key_digest=digest)
-                row.articles += 1
-                session.add(row)
-            session.commit()
+            )
+            counts: dict[str, int] = {digest: count for digest, count in found}
+            if counts:
+                connection.execute(_BUMP_SITE_LINE, [{"h": host, "d": d} for d in counts])
+            fresh = [d for d in digests if d not in counts]
+            if fresh:
+                connection.execute(
+                    _SITE_LINE.insert(),
+                    [{"host": host, "key_digest": d, "articles": 1} for d in fresh],
+                )
+        crossed = {d for d, n in counts.items() if n + 1 >= FURNITURE_MIN_ARTICLES}
+        cached = self._furniture.get(host)
+        if cached is not None and crossed - cached[1].digests:
+            # Keep the cache exact instead of reloading it for every new article of the host.
+            self._furniture[host] = (cached[0], DigestSet(cached[1].digests | crossed))
 
     # ----------------------------------------------------------------- alerts
 
@@ -565,38 +592,45 @@ def _update_article(
     connection.execute(update(_ARTICLE).where(_ARTICLE.c.id == article_id).values(**values))
 
 
-def _insert_version(session: Session, article_id: int, check: CheckRecord) -> VersionRecord:
+def _insert_version(connection: Connection, article_id: int, check: CheckRecord) -> VersionRecord:
+    """Insert the next version and its alerts; the unique (article, hash) key may refuse it."""
     assert check.version is not None
-    last = session.exec(
-        select(func.max(VersionRow.number)).where(VersionRow.article_id == article_id)
-    ).one()
-    version = VersionRow(
-        article_id=article_id,
-        number=(last or 0) + 1,
-        title=check.version.title,
-        text=check.version.text,
-        content_hash=check.version.content_hash,
-        source=check.version.source,
-        fetched_at=check.checked_at,
-        last_seen_at=check.checked_at,
-    )
-    session.add(version)
-    session.flush()  # the unique (article, hash) key is checked here
-    assert version.id is not None
-    for alert in check.alerts:
-        session.add(
-            AlertRow(
-                rule=alert.rule,
-                event=alert.event,
-                article_id=article_id,
-                version_id=version.id,
-                feed=alert.feed,
-                matched=json.dumps(list(alert.matched)),
-                detail=json.dumps(alert.detail),
-                created_at=check.checked_at,
-            )
+    last = connection.execute(
+        select(func.max(_VERSION.c.number)).where(_VERSION.c.article_id == article_id)
+    ).scalar()
+    row = {
+        "article_id": article_id,
+        "number": (last or 0) + 1,
+        "title": check.version.title,
+        "text": check.version.text,
+        "content_hash": check.version.content_hash,
+        "source": check.version.source,
+        "fetched_at": check.checked_at,
+        "last_seen_at": check.checked_at,
+        "times_seen": 1,
+    }
+    inserted = connection.execute(_VERSION.insert().values(row)).inserted_primary_key
+    assert inserted is not None
+    version_id = inserted[0]
+    if check.alerts:
+        connection.execute(
+            _ALERT.insert(),
+            [
+                {
+                    "rule": alert.rule,
+                    "event": alert.event,
+                    "article_id": article_id,
+                    "version_id": version_id,
+                    "feed": alert.feed,
+                    "matched": json.dumps(list(alert.matched)),
+                    "detail": json.dumps(alert.detail),
+                    "created_at": check.checked_at,
+                    "delivery_state": "pending",
+                }
+                for alert in check.alerts
+            ],
         )
-    return _version(version)
+    return _version_record({**row, "id": version_id})
 
 
 def _feed_names(connection: Connection, article_id: int | None) -> tuple[str, ...]:
@@ -632,19 +666,11 @@ def _article_state(row: Mapping[Any, Any], feeds: tuple[str, ...]) -> ArticleSta
 
 
 def _version(row: VersionRow) -> VersionRecord:
-    assert row.id is not None
-    return VersionRecord(
-        id=row.id,
-        article_id=row.article_id,
-        number=row.number,
-        title=row.title,
-        text=row.text,
-        content_hash=row.content_hash,
-        source=row.source,
-        fetched_at=_required(row.fetched_at),
-        last_seen_at=_required(row.last_seen_at),
-        times_seen=row.times_seen,
-    )
+    return _version_record(row.model_dump())
+
+
+def _version_record(row: Mapping[Any, Any]) -> VersionRecord:
+    return VersionRecord(**{name: row[name] for name in VersionRecord.__dataclass_fields__})
 
 
 def _alert(row: AlertRow, url: str, number: int, title: str) -> AlertRecord:

@@ -185,10 +185,12 @@ async def check_article(ctx: Context, article_id: int) -> CheckOutcome:
         )
         return CheckOutcome(article_id, article.url, "unchanged", retired=next_check is None)
     # Loaded only now: most re-checks end in a 304 above and need no stored text.
-    history = ctx.store.versions(article_id, newest=RECENT_VERSIONS)
+    stored = article.current_version is not None
+    history = ctx.store.versions(article_id, newest=RECENT_VERSIONS) if stored else []
     furniture = ctx.store.site_furniture(article.host)
     verdict = judge(page, history, article, furniture, ctx.rules, _tags(ctx.config, article.feeds))
-    verdict = _older_duplicate(ctx, article_id, verdict)
+    if stored:
+        verdict = _older_duplicate(ctx, article_id, verdict)
     return _record(ctx, article_id, article.url, page, verdict, now, next_check)
 
 
