@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from watcher.errors import StoreError
 from watcher.feeds import FeedEntry
-from watcher.store import CheckRecord, NewAlert, NewVersion, PollRecord, Store
+from watcher.records import CheckRecord, NewAlert, NewVersion, PollRecord
+from watcher.store import Store
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

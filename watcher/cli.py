@@ -30,8 +30,9 @@ from watcher.daemon import run_daemon
 from watcher.diff import compute_change
 from watcher.errors import ConfigError, WatcherError
 from watcher.extract import comparable_text, normalise
+from watcher.records import AlertRecord, ArticleState, VersionRecord
 from watcher.rules import documentation
-from watcher.store import AlertRecord, ArticleState, Store, VersionRecord
+from watcher.store import Store
 from watcher.tasks import PassSummary, open_context, run_pass
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from typing import Any
 
 from watcher.diff import Change, compute_change, document, hunks
 from watcher.extract import comparable_text, content_hash, line_keys, normalise
+from watcher.records import ArticleState, NewAlert, NewVersion, VersionRecord
 from watcher.rules import Match, Rule, Subject, evaluate
-from watcher.store import ArticleState, NewAlert, NewVersion, VersionRecord
 
 # A body shorter than this share of the previous version's is a failed extraction (a paywall,
 # an error page, a redesign), not an edit that deleted most of the story.

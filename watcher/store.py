@@ -6,26 +6,35 @@ transaction, so a crash leaves either all of a check's writes or none of them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, bindparam, event, func, or_, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlmodel import Session, SQLModel, col, create_engine, select
+from sqlmodel import Session, col, create_engine, select
 
 from watcher.errors import StoreError
 from watcher.feeds import FeedEntry
 from watcher.migrations import migrate
+from watcher.records import (
+    AlertRecord,
+    ArticleState,
+    CheckRecord,
+    DigestSet,
+    FeedState,
+    PollRecord,
+    VersionRecord,
+    key_digest,
+)
 from watcher.schema import (
     AlertRow,
     ArticleFeedRow,
@@ -36,6 +45,7 @@ from watcher.schema import (
 )
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 # Core tables and prepared statements for the per-check hot path.
 _ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
@@ -60,145 +70,6 @@ _FEED_NAMES = (
 # A line recurring in this many distinct articles of one host is page furniture.
 FURNITURE_MIN_ARTICLES = 3
 FURNITURE_CACHE_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class FeedState:
-    name: str
-    url: str
-    title: str
-    etag: str | None
-    last_modified: str | None
-    last_polled_at: datetime | None
-    last_success_at: datetime | None
-    next_poll_at: datetime | None
-    last_status: int | None
-    error_streak: int
-    last_error: str | None
-    entries_seen: int
-    articles: int = 0
-
-
-@dataclass(frozen=True)
-class PollRecord:
-    """What one poll of a feed found, written back to its row."""
-
-    polled_at: datetime
-    next_poll_at: datetime
-    status: int | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    title: str | None = None
-    error: str | None = None
-    entries: int = 0
-
-
-@dataclass(frozen=True)
-class ArticleState:
-    id: int
-    url: str
-    guid: str | None
-    link: str | None
-    host: str
-    entry_title: str
-    entry_content: str
-    first_seen: datetime
-    last_checked: datetime | None
-    next_check_at: datetime | None
-    checks: int
-    failures: int
-    status: str
-    etag: str | None
-    last_modified: str | None
-    current_version: int | None
-    feeds: tuple[str, ...]
-    last_error: str | None = None
-
-
-@dataclass(frozen=True)
-class VersionRecord:
-    id: int
-    article_id: int
-    number: int
-    title: str
-    text: str
-    content_hash: str
-    source: str
-    fetched_at: datetime
-    last_seen_at: datetime
-    times_seen: int
-
-
-@dataclass(frozen=True)
-class NewVersion:
-    title: str
-    text: str
-    content_hash: str
-    source: str
-
-
-@dataclass(frozen=True)
-class NewAlert:
-    rule: str
-    event: str
-    feed: str
-    matched: tuple[str, ...]
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    """The outcome of one article check, written in one transaction.
-
-    Exactly one of ``version`` (new content), ``seen_again`` (content equal to an earlier
-    version: a revert or an A/B flip) or neither (unchanged or failed) is set.
-    """
-
-    checked_at: datetime
-    next_check_at: datetime | None
-    error: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    version: NewVersion | None = None
-    alerts: tuple[NewAlert, ...] = ()
-    seen_again: int | None = None  # version number
-
-
-@dataclass(frozen=True)
-class AlertRecord:
-    id: int
-    rule: str
-    event: str
-    feed: str
-    url: str
-    title: str
-    version: int
-    created_at: datetime
-    matched: tuple[str, ...]
-    detail: dict[str, Any]
-    delivery_state: str
-    delivered_at: datetime | None
-    article_id: int
-
-
-@dataclass(frozen=True)
-class DigestSet(Collection[str]):
-    """A set of furniture keys held as digests: ``key in s`` hashes the key first."""
-
-    digests: frozenset[str] = field(default_factory=frozenset)
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key_digest(key) in self.digests
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.digests)
-
-    def __len__(self) -> int:
-        return len(self.digests)
-
-
-def key_digest(key: str) -> str:
-    return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()[:20]
 
 
 def host_of(url: str) -> str:
@@ -361,7 +232,8 @@ class Store:
             )
         row.entry_title = entry.title
         row.entry_content = entry.content_html
-        row.link = row.link or entry.link
+        # A story whose slug changed keeps its identity (guid) but is fetched at its new link.
+        row.link = entry.link or row.link
         session.add(row)
         session.flush()
         assert row.id is not None
@@ -637,32 +509,18 @@ def _feed_names(connection: Connection, article_id: int | None) -> tuple[str, ..
     return tuple(connection.execute(_FEED_NAMES, {"id": article_id}).scalars())
 
 
-def _required(moment: datetime | None) -> datetime:
-    assert moment is not None
-    return moment
+def _from_row(kind: type[R], row: Mapping[Any, Any], **extra: Any) -> R:
+    """A record dataclass from a row mapping whose column names match its fields."""
+    fields = kind.__dataclass_fields__  # type: ignore[attr-defined]
+    return kind(**{name: row[name] for name in fields if name not in extra}, **extra)
 
 
 def _feed_state(row: FeedRow, articles: int) -> FeedState:
-    return FeedState(
-        name=row.name,
-        url=row.url,
-        title=row.title,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        last_polled_at=row.last_polled_at,
-        last_success_at=row.last_success_at,
-        next_poll_at=row.next_poll_at,
-        last_status=row.last_status,
-        error_streak=row.error_streak,
-        last_error=row.last_error,
-        entries_seen=row.entries_seen,
-        articles=articles,
-    )
+    return _from_row(FeedState, row.model_dump(), articles=articles)
 
 
 def _article_state(row: Mapping[Any, Any], feeds: tuple[str, ...]) -> ArticleState:
-    fields = {name: row[name] for name in ArticleState.__dataclass_fields__ if name != "feeds"}
-    return ArticleState(**fields, feeds=feeds)
+    return _from_row(ArticleState, row, feeds=feeds)
 
 
 def _version(row: VersionRow) -> VersionRecord:
@@ -670,38 +528,10 @@ def _version(row: VersionRow) -> VersionRecord:
 
 
 def _version_record(row: Mapping[Any, Any]) -> VersionRecord:
-    return VersionRecord(**{name: row[name] for name in VersionRecord.__dataclass_fields__})
+    return _from_row(VersionRecord, row)
 
 
 def _alert(row: AlertRow, url: str, number: int, title: str) -> AlertRecord:
-    assert row.id is not None
-    return AlertRecord(
-        id=row.id,
-        rule=row.rule,
-        event=row.event,
-        feed=row.feed,
-        url=url,
-        title=title,
-        version=number,
-        created_at=_required(row.created_at),
-        matched=tuple(json.loads(row.matched)),
-        detail=json.loads(row.detail),
-        delivery_state=row.delivery_state,
-        delivered_at=row.delivered_at,
-        article_id=row.article_id,
-    )
-
-
-__all__ = [
-    "AlertRecord",
-    "ArticleState",
-    "CheckRecord",
-    "DigestSet",
-    "FeedState",
-    "NewAlert",
-    "NewVersion",
-    "PollRecord",
-    "SQLModel",
-    "Store",
-    "VersionRecord",
-]
+    fields = row.model_dump()
+    fields.update(matched=tuple(json.loads(row.matched)), detail=json.loads(row.detail))
+    return _from_row(AlertRecord, fields, url=url, title=title, version=number)

@@ -24,8 +24,9 @@ from watcher.extract import extract_article, fragment_to_text
 from watcher.feeds import parse_feed
 from watcher.fetch import Fetcher, FetchLimits
 from watcher.judge import Judgement, Page, judge
+from watcher.records import ArticleState, CheckRecord, PollRecord
 from watcher.rules import Rule, compile_rules
-from watcher.store import ArticleState, CheckRecord, PollRecord, Store
+from watcher.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -191,18 +192,18 @@ async def check_article(ctx: Context, article_id: int) -> CheckOutcome:
     verdict = judge(page, history, article, furniture, ctx.rules, _tags(ctx.config, article.feeds))
     if stored:
         verdict = _older_duplicate(ctx, article_id, verdict)
-    return _record(ctx, article_id, article.url, page, verdict, now, next_check)
+    return _record(ctx, article, page, verdict, now, next_check)
 
 
 def _record(
     ctx: Context,
-    article_id: int,
-    url: str,
+    article: ArticleState,
     page: Page,
     verdict: Judgement,
     now: datetime,
     next_check: datetime | None,
 ) -> CheckOutcome:
+    url = article.url
     if verdict.error:
         log.warning("article %s: check failed: %s", url, verdict.error)
     record = CheckRecord(
@@ -215,16 +216,16 @@ def _record(
         alerts=verdict.alerts,
         seen_again=verdict.seen_again,
     )
-    stored = ctx.store.record_check(article_id, record)
+    stored = ctx.store.record_check(article.id, record)
     status = verdict.status if stored is not None or verdict.version is None else "unchanged"
     if stored is not None and verdict.learn_keys:
-        ctx.store.learn_site_lines(ctx.store.article(article_id).host, verdict.learn_keys)
+        ctx.store.learn_site_lines(article.host, verdict.learn_keys)
     if stored is not None:
         log.info(
             "article %s: %s, version %d, %d alerts", url, status, stored.number, len(verdict.alerts)
         )
     return CheckOutcome(
-        article_id,
+        article.id,
         url,
         status,
         version=stored.number if stored else verdict.seen_again,

@@ -1,0 +1,151 @@
+"""The plain values that cross the store boundary: what callers read and what they write.
+
+No ORM row ever leaves :mod:`watcher.store`; these frozen dataclasses do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FeedState:
+    name: str
+    url: str
+    title: str
+    etag: str | None
+    last_modified: str | None
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    last_status: int | None
+    error_streak: int
+    last_error: str | None
+    entries_seen: int
+    articles: int = 0
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    """What one poll of a feed found, written back to its row."""
+
+    polled_at: datetime
+    next_poll_at: datetime
+    status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    title: str | None = None
+    error: str | None = None
+    entries: int = 0
+
+
+@dataclass(frozen=True)
+class ArticleState:
+    id: int
+    url: str
+    guid: str | None
+    link: str | None
+    host: str
+    entry_title: str
+    entry_content: str
+    first_seen: datetime
+    last_checked: datetime | None
+    next_check_at: datetime | None
+    checks: int
+    failures: int
+    status: str
+    etag: str | None
+    last_modified: str | None
+    current_version: int | None
+    feeds: tuple[str, ...]
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    id: int
+    article_id: int
+    number: int
+    title: str
+    text: str
+    content_hash: str
+    source: str
+    fetched_at: datetime
+    last_seen_at: datetime
+    times_seen: int
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    title: str
+    text: str
+    content_hash: str
+    source: str
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    rule: str
+    event: str
+    feed: str
+    matched: tuple[str, ...]
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """The outcome of one article check, written in one transaction.
+
+    Exactly one of ``version`` (new content), ``seen_again`` (content equal to an earlier
+    version: a revert or an A/B flip) or neither (unchanged or failed) is set.
+    """
+
+    checked_at: datetime
+    next_check_at: datetime | None
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    version: NewVersion | None = None
+    alerts: tuple[NewAlert, ...] = ()
+    seen_again: int | None = None  # version number
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    id: int
+    rule: str
+    event: str
+    feed: str
+    url: str
+    title: str
+    version: int
+    created_at: datetime
+    matched: tuple[str, ...]
+    detail: dict[str, Any]
+    delivery_state: str
+    delivered_at: datetime | None
+    article_id: int
+
+
+@dataclass(frozen=True)
+class DigestSet(Collection[str]):
+    """A set of furniture keys held as digests: ``key in s`` hashes the key first."""
+
+    digests: frozenset[str] = field(default_factory=frozenset)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key_digest(key) in self.digests
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.digests)
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()[:20]
