@@ -147,6 +147,7 @@ async def spine(base: str, flag: Any, state: Path, texts: dict[str, dict[int, st
     config = parse_config(
         f"""
         database: "sqlite:///{state / "bench.db"}"
+        allow_private_networks: true
         feeds: [{{name: corpus, url: "{base}/feed.xml"}}]
         fetch: {{per_host: 4, concurrency: 4}}
         rules:

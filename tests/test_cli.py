@@ -32,6 +32,7 @@ def site(loopback: LoopbackServer, tmp_path: Path) -> tuple[Newsroom, Path]:
     config.write_text(
         f"""
 state_dir: state
+allow_private_networks: true
 feeds:
   - {{name: loop, url: "{room.url("/rss.xml")}"}}
 notifiers:

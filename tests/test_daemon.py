@@ -35,6 +35,7 @@ def test_run_polls_rechecks_alerts_and_stops_on_sigterm(
     config.write_text(
         f"""
 database: "sqlite:///{database}"
+allow_private_networks: true
 defaults: {{interval: 1s, recheck: [{{until: 1h, every: 1s}}]}}
 feeds: [{{name: loop, url: "{room.url("/rss.xml")}"}}]
 rules: [{{name: edits, events: [changed]}}]

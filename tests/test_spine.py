@@ -23,6 +23,7 @@ SLUGS = ["syria-talks", "port-strike", "election", "floods", "museum"]
 def spine_config(server: LoopbackServer, extra_feed: str = "") -> Config:
     return parse_config(
         f"""
+        allow_private_networks: true  # the newsroom's pages are on 127.0.0.1
         defaults: {{interval: 1m, recheck: [{{until: 7d, every: 1s}}]}}
         fetch: {{deadline: 10s, per_host: 4}}
         feeds:
@@ -233,7 +234,9 @@ def test_fallback_to_feed_text_when_page_fails(loopback: LoopbackServer, store: 
     room = Newsroom(loopback).attach()
     story = room.add(make_story("gone", "A story whose page is gone", seed=3))
     loopback.route(story.path(), lambda _r: Reply(status=500))
-    config = parse_config(f'feeds: [{{name: s, url: "{room.url("/rss.xml")}"}}]')
+    config = parse_config(
+        f'allow_private_networks: true\nfeeds: [{{name: s, url: "{room.url("/rss.xml")}"}}]'
+    )
     summary = one_pass(config, store)
     assert summary.check_counts()["new"] == 1
     article = store.find_article(room.url(story.path()))
@@ -243,7 +246,7 @@ def test_fallback_to_feed_text_when_page_fails(loopback: LoopbackServer, store: 
 
 def test_articles_retire_after_the_schedule(newsroom: Newsroom, store: Store) -> None:
     config = parse_config(
-        f'feeds: [{{name: s, url: "{newsroom.url("/rss.xml")}", '
+        f'allow_private_networks: true\nfeeds: [{{name: s, url: "{newsroom.url("/rss.xml")}", '
         "recheck: [{until: 1s, every: 1s}]}]"
     )
     one_pass(config, store)

@@ -30,6 +30,7 @@ from watcher.daemon import run_daemon
 from watcher.diff import compute_change
 from watcher.errors import ConfigError, WatcherError
 from watcher.extract import comparable_text, normalise
+from watcher.lock import instance_lock
 from watcher.records import AlertRecord, ArticleState, VersionRecord
 from watcher.rules import documentation
 from watcher.store import Store
@@ -145,7 +146,9 @@ def validate(state: State) -> None:
 @click.option("--recheck-all", is_flag=True, help="Re-check every tracked article, due or not.")
 @pass_state
 def check(state: State, feeds: tuple[str, ...], recheck_all: bool) -> None:
-    """One pass: poll feeds, fetch new articles, re-check due ones, record alerts."""
+    """One pass: poll feeds, fetch new articles, re-check due ones, record alerts.
+
+    Refuses (exit 1) while a `watcher run` or another check writes to the same database."""
     config = state.config()
     for name in feeds:
         config.feed(name)
@@ -154,7 +157,19 @@ def check(state: State, feeds: tuple[str, ...], recheck_all: bool) -> None:
 
 
 async def _check(config: Config, feeds: list[str] | None, recheck_all: bool) -> PassSummary:
-    async with open_context(config) as ctx:
+    # The writer lock: beside a daemon or another check, one page could be stored twice.
+    with instance_lock(config.database_url(), "check"):
+        store = Store.open(config.database_url(), writer=True)
+        try:
+            return await _pass(config, store, feeds, recheck_all)
+        finally:
+            store.close()
+
+
+async def _pass(
+    config: Config, store: Store, feeds: list[str] | None, recheck_all: bool
+) -> PassSummary:
+    async with open_context(config, store) as ctx:
         with _progress_bar() as progress:
             return await run_pass(ctx, feeds=feeds, recheck_all=recheck_all, progress=progress)
 
@@ -211,7 +226,8 @@ def _print_summary(summary: PassSummary, config: Config) -> None:
 def run(state: State) -> None:
     """Run as a service: poll each feed on its interval and re-check articles when due.
 
-    Logs one line per event on stderr. Stops cleanly on SIGTERM or Ctrl-C."""
+    Logs one line per event on stderr. Stops cleanly on SIGTERM or Ctrl-C. One writer per
+    database: a second `run` or a `check` exits 1 naming this process."""
     config = state.config()
     state.setup_logging(logging.INFO)
     asyncio.run(run_daemon(config))

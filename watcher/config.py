@@ -7,8 +7,11 @@ Every problem becomes a :class:`ConfigError` naming the file, the line and the k
 from __future__ import annotations
 
 import difflib
+import functools
+import operator
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +29,7 @@ from pydantic import (
 )
 
 from watcher.errors import ConfigError
+from watcher.netguard import AllowList, parse_allow_entry
 from watcher.yamlsource import LocatedData, Path_, format_path, load_yaml
 
 DEFAULT_CONFIG_NAME = "watcher.yaml"
@@ -128,6 +132,15 @@ class Defaults(_Model):
         return _check_steps(steps)
 
 
+def _allow_entry(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("an allow_hosts entry is a host name or a network like 10.20.0.0/16")
+    return str(parse_allow_entry(value))  # normalised, so AllowList.parse cannot fail later
+
+
+AllowEntry = Annotated[str, BeforeValidator(_allow_entry)]
+
+
 class FeedConfig(_Model):
     name: str = Field(min_length=1, pattern=r"^[\w.-]+$")
     url: str
@@ -136,6 +149,8 @@ class FeedConfig(_Model):
     recheck: list[RecheckStep] | None = None
     track_for: Duration | None = None
     tags: list[str] = Field(default_factory=list)
+    # Hosts and networks this feed's article links may reach although they are private.
+    allow_hosts: list[AllowEntry] = Field(default_factory=list)
 
     @field_validator("recheck")
     @classmethod
@@ -209,6 +224,8 @@ class RuleConfig(_Model):
 class Config(_Model):
     database: str | None = None
     state_dir: str | None = None
+    # Off by default: article links come from third parties (see watcher.netguard).
+    allow_private_networks: bool = False
     defaults: Defaults = Field(default_factory=Defaults)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     feeds: list[FeedConfig] = Field(default_factory=list)
@@ -236,6 +253,20 @@ class Config(_Model):
             recheck=cut_schedule(tuple(steps), track_for),
             tags=tuple(feed.tags),
         )
+
+    def allow_list_for(self, feed_names: Iterable[str]) -> AllowList:
+        """What an article's link may reach beyond public addresses, given the feeds carrying it.
+
+        Only what *every* one of them allows: the stored link is whichever feed reported it
+        last, so one feed's allowances must not serve another feed's links. A feed no longer
+        in the config allows nothing.
+        """
+        configured = {feed.name: feed for feed in self.feeds}
+        lists = [
+            AllowList.parse(configured[name].allow_hosts) if name in configured else AllowList()
+            for name in feed_names
+        ]
+        return functools.reduce(operator.and_, lists) if lists else AllowList()
 
     def resolved_state_dir(self) -> Path:
         """``state_dir`` from the file, else systemd's $STATE_DIRECTORY, else ./watcher-data."""

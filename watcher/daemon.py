@@ -3,6 +3,11 @@
 On SIGTERM or SIGINT the scheduler stops taking work; jobs already running get
 ``DRAIN_SECONDS`` to finish and are then cancelled. Every write is one transaction, so a
 cancelled check leaves no half-written rows: it is simply done again after the restart.
+The same holds for SIGKILL or a power cut (``tests/test_crash.py`` kills it at random).
+
+Before anything else the daemon takes the database's writer lock (:mod:`watcher.lock`) and
+holds it for its life: a second ``watcher run`` or a ``watcher check`` on the same database
+refuses to start, naming this process.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import signal
 from dataclasses import dataclass
 
 from watcher.config import Config
+from watcher.lock import instance_lock
 from watcher.scheduler import build_scheduler
+from watcher.store import Store
 from watcher.tasks import open_context
 
 log = logging.getLogger(__name__)
@@ -32,22 +39,36 @@ async def run_daemon(config: Config, options: RunOptions = RunOptions()) -> None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
     try:
-        async with open_context(config) as ctx:
-            scheduler = build_scheduler(ctx)
-            scheduler.start()
-            log.info(
-                "watching %d feeds with %d rules; database %s",
-                len(config.feeds),
-                len(config.rules),
-                ctx.store.label,
-            )
-            await stop.wait()
-            scheduler.shutdown(wait=False)
-            await _drain(options.drain_seconds)
-            log.info("stopped; database %s", ctx.store.counts())
+        # The lock comes first: a refused second instance must not even migrate the schema.
+        with instance_lock(config.database_url(), "run") as lock:
+            store = Store.open(config.database_url(), writer=True)
+            try:
+                await _serve(config, store, stop, options)
+            finally:
+                store.close()
+            log.debug("released the %s", lock)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def _serve(config: Config, store: Store, stop: asyncio.Event, options: RunOptions) -> None:
+    async with open_context(config, store) as ctx:
+        scheduler = build_scheduler(ctx)
+        scheduler.start()
+        log.info(
+            "watching %d feeds with %d rules; database %s",
+            len(config.feeds),
+            len(config.rules),
+            ctx.store.label,
+        )
+        await stop.wait()
+        # Pause, drain, then shut down: APScheduler's asyncio executor cancels every running
+        # job on shutdown, which would break "finish the work under way".
+        scheduler.pause()
+        await _drain(options.drain_seconds)
+        scheduler.shutdown(wait=False)
+        log.info("stopped; database %s", ctx.store.counts())
 
 
 def _request_stop(stop: asyncio.Event, signum: int) -> None:

@@ -52,25 +52,70 @@ def _words(spaced: str) -> frozenset[str]:
 _BOMS = {codecs.BOM_UTF32_LE: "utf-32", codecs.BOM_UTF32_BE: "utf-32", codecs.BOM_UTF8: "utf-8-sig"}
 _BOMS |= {codecs.BOM_UTF16_LE: "utf-16", codecs.BOM_UTF16_BE: "utf-16"}
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,300}?charset\s*=\s*["']?\s*([\w.:-]{1,40})""", re.I)
+_CHARSET_PARAM = re.compile(r"""\bcharset\s*=\s*["']?([^\s;"']+)""", re.I)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1f]")
 _PREFORMATTED = re.compile(r"(<(pre|textarea)\b.*?</\2\s*>)", re.I | re.S)
 
 
-def _declared_codec(data: bytes) -> str:
-    """The <meta> charset, read as browsers do (WHATWG); windows-1252 when absent or unusable."""
-    match = _META_CHARSET.search(data, 0, 4096)
+# The encodings of the WHATWG Encoding Standard, by Python codec name. Browsers read any other
+# label as windows-1252, and some Python codecs are no text encoding at all: a page declaring
+# charset=rot13, base64, zlib or "undefined" made bytes.decode raise instead of decoding.
+_WEB_CODECS = frozenset(
+    codecs.lookup(name).name
+    for name in (
+        "utf-8", "utf-16", "utf-16-be", "utf-16-le", "cp866", "koi8-r", "koi8-u", "mac-roman",
+        "mac-cyrillic", "cp874", "tis-620", "gbk", "gb2312", "gb18030", "big5", "big5hkscs",
+        "euc_jp", "iso2022_jp", "shift_jis", "cp932", "euc_kr", "cp949",
+        *(f"iso8859-{n}" for n in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16)),
+        *(f"cp125{n}" for n in range(9)),
+    )
+)  # fmt: skip
+
+
+def _codec(label: str | None) -> str | None:
+    """The codec a browser would use for a charset label; None for a label it ignores."""
+    if not label:
+        return None
     try:
-        name = codecs.lookup(match.group(1).decode("ascii")).name if match else "cp1252"
+        name = codecs.lookup(label.strip().strip("\"'")).name
     except LookupError:
-        return "cp1252"
-    if name in ("iso8859-1", "latin-1", "ascii") or name.startswith(("utf-16", "utf-32")):
-        # Latin-1 and ASCII labels mean windows-1252; an ASCII-readable meta cannot be UTF-16.
-        return "cp1252"
-    return name
+        return None
+    if name in ("iso8859-1", "ascii"):
+        return "cp1252"  # Latin-1 and ASCII labels mean windows-1252
+    return name if name in _WEB_CODECS else None
 
 
-def _decode(data: bytes) -> str:
-    """Bytes -> text without ever raising: BOM, else UTF-8, else the declared charset."""
+def _http_charset(content_type: str | None) -> str | None:
+    match = _CHARSET_PARAM.search(content_type or "")
+    return match.group(1) if match else None
+
+
+def _meta_codec(data: bytes) -> str | None:
+    """The <meta> charset, read as browsers do (WHATWG); None when absent or unusable."""
+    match = _META_CHARSET.search(data, 0, 4096)
+    name = _codec(match.group(1).decode("ascii")) if match else None
+    # A <meta> readable as ASCII cannot be UTF-16: the page is in some ASCII-based charset.
+    return None if name is None or name.startswith("utf-16") else name
+
+
+def mostly_utf8(data: bytes) -> bool:
+    """Whether bytes read as UTF-8 with at most a few invalid sequences among valid ones.
+
+    A stray byte (a cut-off paste, a broken ad snippet) must not turn a UTF-8 page or feed
+    into windows-1252 mojibake: every accented word would read as edited. Text in a legacy
+    charset seldom forms valid multi-byte sequences, so four valid non-ASCII characters for
+    each invalid sequence is taken for UTF-8.
+    """
+    text = data.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd")
+    valid = len(text) - len(text.encode("ascii", errors="ignore")) - invalid
+    return valid >= 4 * invalid
+
+
+def _decode(data: bytes, charset: str | None = None) -> str:
+    """Bytes -> text without ever raising: BOM, else valid UTF-8, else the declared charset
+    (the HTTP ``charset``, then the page's <meta>), except that a UTF-8, Latin-1 or missing
+    label is checked against the bytes: mostly UTF-8, else windows-1252."""
     for bom, codec in _BOMS.items():
         if data.startswith(bom):
             return data.decode(codec, errors="replace")
@@ -79,7 +124,13 @@ def _decode(data: bytes) -> str:
         # mislabel UTF-8 as Latin-1 are common; ASCII decodes the same either way.
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        return data.decode(_declared_codec(data), errors="replace")
+        pass
+    declared = _codec(charset) or _meta_codec(data)
+    if declared in (None, "cp1252", "utf-8"):
+        # The usual mix-ups: UTF-8 labelled Latin-1, Latin-1 labelled UTF-8, no label at all.
+        # The bytes decide; other declared charsets are taken at their word.
+        declared = "utf-8" if mostly_utf8(data) else "cp1252"
+    return data.decode(declared, errors="replace")
 
 
 def _fold_source_newlines(page: str) -> str:
@@ -139,6 +190,23 @@ def _title(tree: HtmlElement, url: str) -> str:
 
 # --- article -------------------------------------------------------------------------------
 
+_MARKUP_ASIDE = re.compile(r"<!--.*?(?:-->|$)|<[?!][^>]*>?", re.S)
+_FIRST_TAG = re.compile(r"<([A-Za-z][\w:.-]*)")
+_FEED_ROOTS = frozenset({"rss", "feed", "rdf:rdf", "rdf"})
+
+
+def _not_a_page(head: str) -> str | None:
+    """Why a document that starts so is no article page: JSON, or an RSS/Atom/RDF feed.
+
+    A feed's items would be stored as the article's text, and every new item read as an edit.
+    """
+    if head.lstrip("\ufeff \t\r\n").startswith("{"):
+        return "JSON, not an article page"
+    first = _FIRST_TAG.search(_MARKUP_ASIDE.sub("", head))
+    if first is not None and first.group(1).lower() in _FEED_ROOTS:
+        return "a feed, not an article page"
+    return None
+
 
 def _body(tree: HtmlElement, url: str) -> str:
     """One trafilatura pass over the parsed tree (trafilatura works on its own copy)."""
@@ -160,9 +228,12 @@ def _body(tree: HtmlElement, url: str) -> str:
     return "\n".join(line.rstrip() for line in raw.splitlines() if line.strip())
 
 
-def extract_article(html: str | bytes, url: str) -> Extracted:
-    """Headline and body of a news page; ExtractError when there is no body text."""
-    page = _decode(html) if isinstance(html, bytes) else html
+def extract_article(html: str | bytes, url: str, *, content_type: str | None = None) -> Extracted:
+    """Headline and body of a news page; ExtractError when there is no body text.
+
+    ``content_type`` is the HTTP Content-Type: its charset outranks the page's <meta>.
+    """
+    page = _decode(html, _http_charset(content_type)) if isinstance(html, bytes) else html
     head = page[:2048]
     if not page or page.isspace():
         raise ExtractError(url, "empty document")
@@ -170,6 +241,8 @@ def extract_article(html: str | bytes, url: str) -> Extracted:
         raise ExtractError(url, "binary content, not HTML")
     if "<" not in page:
         raise ExtractError(url, "no HTML markup")
+    if reason := _not_a_page(head):
+        raise ExtractError(url, reason)
     try:
         tree = trafilatura.load_html(_fold_source_newlines(page))
         title, body = (_title(tree, url), _body(tree, url)) if tree is not None else ("", "")

@@ -95,7 +95,8 @@ class Fetcher:
 
     ``client`` may be injected (tests pass one built on ``httpx.MockTransport``); it is then
     not closed by :meth:`aclose`. ``check_url`` is awaited before every hop, including each
-    redirect target, and may raise :class:`FetchError` to refuse it (the SSRF guard).
+    redirect target, and may raise :class:`FetchError` to refuse it (the SSRF guard, see
+    :mod:`watcher.netguard`); :meth:`fetch` can replace it per call.
     """
 
     def __init__(
@@ -114,25 +115,41 @@ class Fetcher:
         self._timeout = httpx.Timeout(self.limits.read_timeout, connect=self.limits.connect_timeout)
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        check_url: URLCheck | None = None,
     ) -> FetchResult:
-        """GET ``url``; send the validators from the last fetch to allow a 304."""
+        """GET ``url``; send the validators from the last fetch to allow a 304.
+
+        ``check_url``, if given, is used instead of the Fetcher's own for this call: one
+        client (one connection pool) serves trusted feed URLs and guarded article links,
+        each article with its own feed's allow list.
+        """
+        check = check_url or self.check_url
         try:
             # The clock starts when the first host slot is granted (see _hop): waiting behind
             # our own per-host limit is not the server's slowness.
             async with asyncio.timeout(None) as budget:
-                return await self._follow(url, etag, last_modified, budget)
+                return await self._follow(url, etag, last_modified, budget, check)
         except TimeoutError:
             raise FetchError(url, f"deadline of {self.limits.deadline:g} s exceeded") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise FetchError(url, _describe(exc, self.limits)) from exc
 
     async def _follow(
-        self, url: str, etag: str | None, last_modified: str | None, budget: asyncio.Timeout
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        budget: asyncio.Timeout,
+        check: URLCheck | None,
     ) -> FetchResult:
         current = url
         for hops in range(self.limits.max_redirects + 1):
-            result = await self._hop(url, current, etag, last_modified, budget)
+            result = await self._hop(url, current, etag, last_modified, budget, check)
             if isinstance(result, FetchResult):
                 return result
             log.debug("redirect %d: %s -> %s", hops + 1, current, result)
@@ -146,13 +163,14 @@ class Fetcher:
         etag: str | None,
         last_modified: str | None,
         budget: asyncio.Timeout,
+        check: URLCheck | None,
     ) -> FetchResult | str:
         """One request; returns the result, or the absolute URL a redirect points to."""
         async with self._slot(current):
             if budget.when() is None:
                 budget.reschedule(asyncio.get_running_loop().time() + self.limits.deadline)
-            if self.check_url is not None:
-                await self.check_url(current)
+            if check is not None:
+                await check(current)
             request = self._client.build_request(
                 "GET",
                 current,
@@ -388,10 +406,14 @@ def _describe(exc: Exception, limits: FetchLimits) -> str:
         return f"no data for {limits.read_timeout:g} s (read timeout)"
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return f"invalid URL: {exc}"
-    text = str(exc) or type(exc).__name__
     causes = _causes(exc)
+    # httpx often wraps the real cause with an empty message: take the first one that says
+    # something.
+    text = next((str(c) for c in causes if str(c)), type(exc).__name__)
     if any(isinstance(c, ConnectionRefusedError) for c in causes):
         return "connection refused"
+    if any(isinstance(c, ConnectionResetError) for c in causes):
+        return "connection reset by the server"
     if any(isinstance(c, ssl.SSLError | ssl.CertificateError) for c in causes):
         return f"TLS error: {text}"
     if any(isinstance(c, socket.gaierror) for c in causes):

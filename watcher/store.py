@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +42,7 @@ from watcher.schema import (
     ArticleFeedRow,
     ArticleRow,
     FeedRow,
+    MetaRow,
     SiteLineRow,
     VersionRow,
 )
@@ -54,6 +57,7 @@ _FEED = FeedRow.__table__  # type: ignore[attr-defined]
 _ARTICLE_FEED = ArticleFeedRow.__table__  # type: ignore[attr-defined]
 _SITE_LINE = SiteLineRow.__table__  # type: ignore[attr-defined]
 _ALERT = AlertRow.__table__  # type: ignore[attr-defined]
+_META = MetaRow.__table__  # type: ignore[attr-defined]
 _BUMP_SITE_LINE = (
     update(_SITE_LINE)
     .where(_SITE_LINE.c.host == bindparam("h"), _SITE_LINE.c.key_digest == bindparam("d"))
@@ -70,6 +74,17 @@ _FEED_NAMES = (
 # A line recurring in this many distinct articles of one host is page furniture.
 FURNITURE_MIN_ARTICLES = 3
 FURNITURE_CACHE_SECONDS = 60.0
+# Below this much free space a failed SQLite open is blamed on the full disk.
+LOW_SPACE_BYTES = 256 * 1024
+# SQLite's messages that name no cause; for these Store.open looks at the folder itself.
+_VAGUE_SQLITE_ERRORS = frozenset(
+    {
+        "unable to open database file",
+        "disk I/O error",
+        "database or disk is full",
+        "attempt to write a readonly database",
+    }
+)
 
 
 def host_of(url: str) -> str:
@@ -98,11 +113,75 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def database_label(url: str) -> str:
+    """The URL as messages show it: without the password."""
+    return make_url(engine_url(url)).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL and in-memory SQLite."""
+    parsed = make_url(engine_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def ensure_parent_dir(path: Path, label: str) -> None:
+    """Create the folder of ``path`` (the state directory) if needed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create the directory {path.parent}: {os_reason(exc)}"
+        raise StoreError(reason, database=label) from None
+
+
+def os_reason(exc: OSError) -> str:
+    """What is wrong, without Python's ``[Errno N]`` noise; when a file stands where a folder
+    should be, name that file (mkdir only says "File exists")."""
+    if exc.filename and isinstance(exc, FileExistsError | NotADirectoryError):
+        where = Path(exc.filename)
+        for ancestor in [where, *where.parents]:
+            if ancestor.exists() and not ancestor.is_dir():
+                blocker = "it" if ancestor == where else str(ancestor)
+                return f"{blocker} is a file, not a directory"
+    return exc.strerror or str(exc)
+
+
+def _open_failure(url: str, exc: SQLAlchemyError | OSError) -> str:
+    if isinstance(exc, OSError):
+        return (f"{exc.filename}: " if exc.filename else "") + os_reason(exc)
+    return _explain_sqlite_failure(url, _short(exc))
+
+
+def _explain_sqlite_failure(url: str, reason: str) -> str:
+    """SQLite's "unable to open database file" or "disk I/O error" do not say why: look."""
+    path = sqlite_file(url)
+    if path is None or reason not in _VAGUE_SQLITE_ERRORS:
+        return reason
+    if path.is_dir():
+        return f"{reason} ({path} is a directory)"
+    folder = path.parent
+    with suppress(OSError):
+        free = shutil.disk_usage(folder).free
+        if free < LOW_SPACE_BYTES:
+            return f"{reason} (no space left in {folder}: {free // 1024} KiB free)"
+    probe = folder / f".watcher-probe-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return reason
+    except OSError as exc:
+        return f"{reason} (cannot create files in {folder}: {exc.strerror})"
+    probe.unlink(missing_ok=True)
+    return reason
+
+
 def open_engine(url: str) -> Engine:
     parsed = make_url(engine_url(url))
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_file(url)
+        if path is not None:
+            ensure_parent_dir(path, database_label(url))
         engine = create_engine(parsed, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -118,13 +197,21 @@ class Store:
         self._furniture: dict[str, tuple[float, DigestSet]] = {}
 
     @classmethod
-    def open(cls, url: str) -> Store:
-        label = make_url(engine_url(url)).render_as_string(hide_password=True)
+    def open(cls, url: str, *, writer: bool = False) -> Store:
+        """Open (creating or migrating the schema). A ``writer`` (``check``, ``run``) also
+        proves the database takes a write, so a full disk or a read-only database stops it
+        with one message at start instead of failing every check one by one."""
+        label = database_label(url)
+        engine: Engine | None = None
         try:
             engine = open_engine(url)
             migrate(engine)
+            if writer:
+                _probe_write(engine)
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(_short(exc), database=label) from None
+            if engine is not None:
+                engine.dispose()  # its pooled connection would keep the file open
+            raise StoreError(_open_failure(url, exc), database=label) from None
         return cls(engine, label)
 
     def close(self) -> None:
@@ -417,6 +504,15 @@ class Store:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _probe_write(engine: Engine) -> None:
+    # A row inserted and deleted in one transaction: pages really written (a WAL frame on
+    # SQLite), nothing left behind. Rewriting a row with its own value would not do: SQLite
+    # skips writing a cell that did not change.
+    with engine.begin() as connection:
+        connection.execute(_META.insert().values(key="write_probe", value=""))
+        connection.execute(_META.delete().where(_META.c.key == "write_probe"))
 
 
 def _short(exc: BaseException) -> str:

@@ -19,11 +19,12 @@ from typing import TypeVar
 
 from watcher.clock import utc_now
 from watcher.config import Config, FeedSettings, RecheckStep
-from watcher.errors import ExtractError, FeedError, FetchError, WatcherError
+from watcher.errors import ExtractError, FeedError, FetchError, StoreError, WatcherError
 from watcher.extract import extract_article, fragment_to_text
 from watcher.feeds import parse_feed
-from watcher.fetch import Fetcher, FetchLimits
+from watcher.fetch import Fetcher, FetchLimits, URLCheck
 from watcher.judge import Judgement, Page, judge
+from watcher.netguard import url_guard
 from watcher.records import ArticleState, CheckRecord, PollRecord
 from watcher.rules import Rule, compile_rules
 from watcher.store import Store
@@ -53,6 +54,7 @@ class Context:
 async def open_context(config: Config, store: Store | None = None) -> AsyncIterator[Context]:
     own_store = store is None
     store = store or Store.open(config.database_url())
+    # No guard by default: feed URLs are the user's own. Article fetches pass theirs.
     fetcher = Fetcher(fetch_limits(config))
     try:
         store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
@@ -145,7 +147,8 @@ async def poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
         parsed = parse_feed(result.content, url=feed.url, headers=result.headers)
     except (FetchError, FeedError) as exc:
         log.warning("feed %s: %s", feed_name, exc)
-        status = exc.status if isinstance(exc, FetchError) else None
+        # A feed that does not parse still answered: keep its HTTP status on the row.
+        status = exc.status if isinstance(exc, FetchError) else result.status
         ctx.store.record_poll(feed_name, PollRecord(now, next_poll, status=status, error=str(exc)))
         return PollOutcome(feed_name, "failed", error=str(exc))
     if parsed.warning:
@@ -269,10 +272,13 @@ async def _page_from_web(ctx: Context, article: ArticleState, *, conditional: bo
         article.link,
         etag=article.etag if conditional else None,
         last_modified=article.last_modified if conditional else None,
+        check_url=link_guard(ctx.config, article.feeds),
     )
     if result.not_modified:
         return None
-    extracted = extract_article(result.content, result.final_url)
+    extracted = extract_article(
+        result.content, result.final_url, content_type=result.headers.get("content-type")
+    )
     return Page(
         title=extracted.title or article.entry_title,
         text=extracted.text,
@@ -280,6 +286,17 @@ async def _page_from_web(ctx: Context, article: ArticleState, *, conditional: bo
         etag=result.etag,
         last_modified=result.last_modified,
     )
+
+
+def link_guard(config: Config, feeds: Iterable[str]) -> URLCheck | None:
+    """The SSRF guard for a link from these feeds; None when the config turns it off.
+
+    Article links are third-party input: by default they may reach only public addresses,
+    plus what the feeds' ``allow_hosts`` permit (see :mod:`watcher.netguard`).
+    """
+    if config.allow_private_networks:
+        return None
+    return url_guard(config.allow_list_for(feeds))
 
 
 def _page_from_entry(article: ArticleState) -> Page:
@@ -382,6 +399,8 @@ async def _bounded(
         async with semaphore:
             try:
                 result = await task(ctx, item)
+            except StoreError:
+                raise  # the database is gone or full: every other job would fail the same way
             except Exception as exc:  # one bad feed or page must never stop the others
                 log.exception("%s: %s crashed", stage, item)
                 result = on_crash(item, exc)
