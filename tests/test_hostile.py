@@ -26,13 +26,12 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import MetaData, select
 
-from support.server import LoopbackServer, Reply
+from support.server import Closing, LoopbackServer, Reply
 from watcher.config import Config, parse_config
 from watcher.extract import extract_article
 from watcher.records import ArticleState, VersionRecord
@@ -106,7 +105,7 @@ def gzip_bomb(decoded: int = 128 * MB) -> bytes:
 Script = Callable[[socket.socket, threading.Event], None]
 
 
-class RawServer:
+class RawServer(Closing):
     """A TCP server on 127.0.0.1 whose answers are scripts writing bytes to the socket.
 
     The request head is read first and the script for its path runs (query ignored); the
@@ -157,17 +156,6 @@ class RawServer:
         self._stop.set()
         self._thread.join(timeout=5)
         self._listener.close()
-
-    def __enter__(self) -> RawServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _read_request_path(conn: socket.socket) -> str | None:

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-__all__ = ["Handler", "Headers", "LoopbackServer", "Reply", "Request", "conditional"]
+__all__ = ["Closing", "Handler", "Headers", "LoopbackServer", "Reply", "Request", "conditional"]
 
 
 class Headers(Mapping[str, str]):
@@ -77,7 +77,25 @@ class Reply:
 Handler = Callable[[Request], Reply]
 
 
-class LoopbackServer:
+class Closing:
+    """Context-manager behaviour for test servers: ``with`` closes them."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LoopbackServer(Closing):
     """A threading HTTP server on 127.0.0.1 with an ephemeral port, started on construction."""
 
     def __init__(self) -> None:
@@ -110,17 +128,6 @@ class LoopbackServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> LoopbackServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _dispatch(self, request: Request) -> Reply:
         with self._lock:

@@ -1,0 +1,24 @@
+"""The documentation does not lie: every config example in it loads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from watcher.config import parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+
+
+def test_readme_has_config_examples() -> None:
+    assert EXAMPLES
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda text: text.splitlines()[0][:40])
+def test_readme_config_example_loads(example: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PASSWORD", "example")
+    monkeypatch.setenv("MATRIX_PASSWORD", "example")
+    parse_config(example, "README.md")
