@@ -254,3 +254,23 @@ def test_articles_retire_after_the_schedule(newsroom: Newsroom, store: Store) ->
     summary = one_pass(config, store)
     assert all(c.retired for c in summary.checks)
     assert store.due_article_ids(utc_now(), everything=True) == []
+
+
+def test_headline_only_feed_tracks_headlines(loopback: LoopbackServer, store: Store) -> None:
+    def feed(title: str) -> Reply:
+        item = f"<item><title>{title}</title><link>http://127.0.0.1:9/story</link></item>"
+        return Reply(
+            body=f"<rss version='2.0'><channel><title>t</title>{item}</channel></rss>",
+            headers={"Content-Type": "application/rss+xml"},
+        )
+
+    loopback.route("/titles.xml", feed("Truce agreed in Geneva"))
+    config = parse_config(
+        f'feeds: [{{name: t, url: "{loopback.url("/titles.xml")}", fetch_article: false}}]\n'
+        "rules: [{name: edits, events: [changed]}]"
+    )
+    assert one_pass(config, store).check_counts()["new"] == 1
+    loopback.route("/titles.xml", feed("Truce collapses in Geneva"))
+    assert one_pass(config, store).check_counts()["changed"] == 1
+    (alert,) = store.alerts()
+    assert alert.detail["headline_changed"] is True

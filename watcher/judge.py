@@ -69,7 +69,9 @@ def judge(
 ) -> Judgement:
     """Decide what ``page`` is, given the article's recent versions (oldest first)."""
     now = _comparable(page.title, page.text, furniture)
-    if not now.body:
+    # Some feeds carry headlines only: their versions are headlines. A page with no text,
+    # though, is a failed extraction.
+    if not now.body and (page.source == "page" or not now.title):
         return Judgement("failed", error="no article text after removing page furniture")
     new_version = NewVersion(page.title, page.text, now.hash, page.source)
     if not history:
