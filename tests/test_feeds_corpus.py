@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from support.corpus import print_outcomes
 from watcher.errors import FeedError
 from watcher.feeds import parse_feed
 
@@ -57,12 +58,7 @@ def test_corpus_gives_feeds_or_feed_errors() -> None:
         outcomes["feed error" if result.startswith("feed error") else result] += 1
         by_folder[(relative.split("/")[0], result)] += 1
 
-    print(f"\n{len(files)} corpus files:")
-    for kind, count in outcomes.most_common():
-        print(f"  {count:5d}  {kind}")
-    print("by folder:")
-    for (folder, kind), count in sorted(by_folder.items()):
-        print(f"  {folder:<10} {count:5d}  {kind}")
+    print_outcomes(f"{len(files)} corpus files:", outcomes, by_folder)
     assert not crashes, f"{len(crashes)} files raised something other than FeedError:\n" + (
         "\n".join(crashes[:10])
     )

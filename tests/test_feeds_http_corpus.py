@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from test_feeds_corpus import CORPUS, corpus_headers
 
+from support.corpus import print_outcomes
 from support.server import LoopbackServer, Reply
 from watcher.config import parse_config
 from watcher.errors import FeedError
@@ -159,12 +160,9 @@ def test_every_corpus_feed_goes_through_a_real_pass(
         # Every entry with an identity is tracked as an article of its feed.
         assert (state.articles > 0) == (poll.entries > 0), feed.relative
 
-    print(f"\n{len(feeds)} corpus feeds polled over HTTP in {elapsed:.1f} s:")
-    for kind, count in kinds.most_common():
-        print(f"  {count:5d}  {kind}")
-    print("by folder:")
-    for (folder, kind), count in sorted(by_folder.items()):
-        print(f"  {folder:<10} {count:5d}  {kind}")
+    print_outcomes(
+        f"{len(feeds)} corpus feeds polled over HTTP in {elapsed:.1f} s:", kinds, by_folder
+    )
     with_entries = [p for p in polls.values() if p.status == "ok" and p.entries]
     print(
         f"{len(with_entries)} of the readable feeds have entries with an identity "
