@@ -516,15 +516,25 @@ def test_postgres_lock_is_exclusive_per_schema(tmp_path: Path) -> None:
             pass
 
 
-def test_a_second_run_refuses_and_the_first_keeps_working(
+@contextmanager
+def caught_up_daemon(
     loopback: LoopbackServer, tmp_path: Path
-) -> None:
+) -> Iterator[tuple[Ledger, Path, Path, subprocess.Popen[bytes], Path]]:
+    """A daemon over a two-story newsroom, once it has stored the first versions; yields
+    (ledger, database, config, process, log)."""
     ledger = newsroom_with(loopback, 2)
     database = tmp_path / "state" / "watcher.db"
     config = write_config(tmp_path, ledger.room, database)
-    log = tmp_path / "first.log"
-    with daemon(config, log) as first:
+    log = tmp_path / "daemon.log"
+    with daemon(config, log) as process:
         wait_for(lambda: caught_up(database, ledger), CATCH_UP_SECONDS, "the first versions")
+        yield ledger, database, config, process, log
+
+
+def test_a_second_run_refuses_and_the_first_keeps_working(
+    loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    with caught_up_daemon(loopback, tmp_path) as (ledger, database, config, first, log):
         second = watcher(config, "run", timeout=30)
         assert_one_line_error(second, rf"in use by watcher run, pid {first.pid} on ")
         assert first.poll() is None
@@ -542,12 +552,7 @@ def test_one_writer_at_a_time_check_and_run_exclude_each_other(
     """A check beside the daemon is refused: two writers could store one text twice, since
     each hashes text without the furniture *it* has learned (seen before the lock existed:
     one page, two "new" versions and alerts)."""
-    ledger = newsroom_with(loopback, 2)
-    database = tmp_path / "state" / "watcher.db"
-    config = write_config(tmp_path, ledger.room, database)
-    log = tmp_path / "daemon.log"
-    with daemon(config, log) as process:
-        wait_for(lambda: caught_up(database, ledger), CATCH_UP_SECONDS, "the first versions")
+    with caught_up_daemon(loopback, tmp_path) as (ledger, database, config, process, log):
         refused = cli(config, "check", "--recheck-all")
         assert_one_line_error(refused, rf"in use by watcher run, pid {process.pid} on ")
         ledger.pass_completed()

@@ -225,6 +225,7 @@ def test_extraction_quality_matches_the_published_metric() -> None:
         recalls.append(hits / max(sum(want.values()), 1))
     precision, recall = statistics.mean(precisions), statistics.mean(recalls)
     f1 = 2 * precision * recall / (precision + recall)
+    print(f"\nextraction F1 {f1:.3f} (precision {precision:.3f}, recall {recall:.3f})")
     assert f1 >= 0.96, f"F1 {f1:.3f} (precision {precision:.3f}, recall {recall:.3f})"
 
 

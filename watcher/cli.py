@@ -30,7 +30,8 @@ from watcher.daemon import run_daemon
 from watcher.diff import compute_change
 from watcher.errors import ConfigError, WatcherError
 from watcher.extract import comparable_text, normalise
-from watcher.lock import instance_lock
+from watcher.feeds import canonical_url
+from watcher.lock import writer_store
 from watcher.records import AlertRecord, ArticleState, VersionRecord
 from watcher.rules import documentation
 from watcher.store import Store
@@ -158,20 +159,10 @@ def check(state: State, feeds: tuple[str, ...], recheck_all: bool) -> None:
 
 async def _check(config: Config, feeds: list[str] | None, recheck_all: bool) -> PassSummary:
     # The writer lock: beside a daemon or another check, one page could be stored twice.
-    with instance_lock(config.database_url(), "check"):
-        store = Store.open(config.database_url(), writer=True)
-        try:
-            return await _pass(config, store, feeds, recheck_all)
-        finally:
-            store.close()
-
-
-async def _pass(
-    config: Config, store: Store, feeds: list[str] | None, recheck_all: bool
-) -> PassSummary:
-    async with open_context(config, store) as ctx:
-        with _progress_bar() as progress:
-            return await run_pass(ctx, feeds=feeds, recheck_all=recheck_all, progress=progress)
+    with writer_store(config.database_url(), "check") as store:
+        async with open_context(config, store) as ctx:
+            with _progress_bar() as progress:
+                return await run_pass(ctx, feeds=feeds, recheck_all=recheck_all, progress=progress)
 
 
 @contextmanager
@@ -320,8 +311,6 @@ def history(state: State, url: str) -> None:
 
 
 def _article(store: Store, url: str) -> ArticleState:
-    from watcher.feeds import canonical_url
-
     article = store.find_article(url) or store.find_article(canonical_url(url))
     if article is None:
         raise click.ClickException(f"no tracked article with URL {url}")

@@ -242,9 +242,13 @@ class Config(_Model):
                 return feed
         raise ConfigError(f"no feed named {name!r}", file=self.source, key="feeds")
 
-    def settings_for(self, feed: FeedConfig) -> FeedSettings:
-        """The feed's own settings, falling back to ``defaults``."""
+    def settings_for(self, feed: FeedConfig | None) -> FeedSettings:
+        """The feed's own settings, falling back to ``defaults`` (all of them for None)."""
         d = self.defaults
+        if feed is None:
+            return FeedSettings(
+                d.interval, d.fetch_article, cut_schedule(tuple(d.recheck), d.track_for), ()
+            )
         steps = feed.recheck if feed.recheck is not None else d.recheck
         track_for = feed.track_for or (d.track_for if feed.recheck is None else None)
         return FeedSettings(
@@ -254,6 +258,11 @@ class Config(_Model):
             tags=tuple(feed.tags),
         )
 
+    def configured_feeds(self, names: Iterable[str]) -> list[FeedConfig | None]:
+        """The configured feed for each name, in order; None for a feed no longer configured."""
+        configured = {feed.name: feed for feed in self.feeds}
+        return [configured.get(name) for name in names]
+
     def allow_list_for(self, feed_names: Iterable[str]) -> AllowList:
         """What an article's link may reach beyond public addresses, given the feeds carrying it.
 
@@ -261,10 +270,9 @@ class Config(_Model):
         last, so one feed's allowances must not serve another feed's links. A feed no longer
         in the config allows nothing.
         """
-        configured = {feed.name: feed for feed in self.feeds}
         lists = [
-            AllowList.parse(configured[name].allow_hosts) if name in configured else AllowList()
-            for name in feed_names
+            AllowList.parse(feed.allow_hosts) if feed is not None else AllowList()
+            for feed in self.configured_feeds(feed_names)
         ]
         return functools.reduce(operator.and_, lists) if lists else AllowList()
 

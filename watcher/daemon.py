@@ -18,7 +18,7 @@ import signal
 from dataclasses import dataclass
 
 from watcher.config import Config
-from watcher.lock import instance_lock
+from watcher.lock import writer_store
 from watcher.scheduler import build_scheduler
 from watcher.store import Store
 from watcher.tasks import open_context
@@ -39,14 +39,8 @@ async def run_daemon(config: Config, options: RunOptions = RunOptions()) -> None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
     try:
-        # The lock comes first: a refused second instance must not even migrate the schema.
-        with instance_lock(config.database_url(), "run") as lock:
-            store = Store.open(config.database_url(), writer=True)
-            try:
-                await _serve(config, store, stop, options)
-            finally:
-                store.close()
-            log.debug("released the %s", lock)
+        with writer_store(config.database_url(), "run") as store:
+            await _serve(config, store, stop, options)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -41,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from watcher.clock import utc_now
 from watcher.errors import StoreError
 from watcher.store import (
+    Store,
     database_label,
     engine_url,
     ensure_parent_dir,
@@ -92,6 +93,20 @@ def instance_lock(url: str, command: str) -> Iterator[str]:
             yield where
     else:  # in-memory SQLite: nobody else can open it anyway
         yield "no lock needed"
+
+
+@contextmanager
+def writer_store(url: str, command: str) -> Iterator[Store]:
+    """The store of a writing command (``run``, ``check``), opened under the writer's lock.
+
+    The lock comes first: a refused second writer must not even migrate the schema.
+    """
+    with instance_lock(url, command):
+        store = Store.open(url, writer=True)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 # ------------------------------------------------------------------------- SQLite: flock

@@ -219,21 +219,22 @@ class Store:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                yield session
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise StoreError(_short(exc), database=self.label) from None
+        with self._errors(), Session(self.engine, expire_on_commit=False) as session:
+            yield session
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """A bare connection in a transaction: for the hot paths, where ORM upkeep costs more
         than the query itself (every re-check reads one article and writes one row)."""
+        with self._errors(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Driver errors become one-line StoreErrors; a refused unique key stays itself (the
+        callers treat it as "already stored")."""
         try:
-            with self.engine.begin() as connection:
-                yield connection
+            yield
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:

@@ -325,17 +325,13 @@ def next_check_time(
 
 def article_settings(config: Config, feeds: Iterable[str]) -> FeedSettings:
     """Settings of the first configured feed the article appeared in (else the defaults)."""
-    configured = {feed.name: feed for feed in config.feeds}
-    for name in feeds:
-        if name in configured:
-            return config.settings_for(configured[name])
-    d = config.defaults
-    return FeedSettings(d.interval, d.fetch_article, tuple(d.recheck), ())
+    configured = [feed for feed in config.configured_feeds(feeds) if feed is not None]
+    return config.settings_for(configured[0] if configured else None)
 
 
 def _tags(config: Config, feeds: Iterable[str]) -> frozenset[str]:
-    names = set(feeds)
-    return frozenset(tag for feed in config.feeds if feed.name in names for tag in feed.tags)
+    configured = config.configured_feeds(feeds)
+    return frozenset(tag for feed in configured if feed is not None for tag in feed.tags)
 
 
 # --------------------------------------------------------------------------- one pass
