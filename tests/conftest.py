@@ -9,6 +9,7 @@ import pytest
 
 from support.db import database_url
 from support.server import LoopbackServer
+from watcher.store import Store
 
 
 @pytest.fixture
@@ -23,3 +24,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database URL: SQLite, and PostgreSQL when WATCHER_TEST_POSTGRES_URL is set."""
     with database_url(request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A store opened on ``db_url`` (SQLite, and PostgreSQL when configured)."""
+    opened = Store.open(db_url)
+    yield opened
+    opened.close()

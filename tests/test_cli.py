@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from support.newsroom import Newsroom, make_story
 from support.server import LoopbackServer
 from watcher.cli import main
+from watcher.lock import instance_lock
 
 COMMANDS = sorted(main.commands)
 
@@ -104,7 +105,8 @@ def test_check_alerts_history_diff(site: tuple[Newsroom, Path]) -> None:
 
 def test_secrets_never_printed(site: tuple[Newsroom, Path]) -> None:
     _, config = site
-    for args in (["validate"], ["feeds"], ["alerts"], ["check"]):
+    commands = (["validate"], ["feeds"], ["alerts"], ["check"], ["status"], ["status", "--json"])
+    for args in commands:
         _, out, err = run(config, *args)
         assert "s3cr3t-token" not in out + err
 
@@ -128,3 +130,63 @@ def test_unknown_article_and_bad_options(site: tuple[Newsroom, Path]) -> None:
     assert code != 0 and "bad duration" in err
     code, _, err = run(config, "check", "--feed", "nope")
     assert code == 2 and "no feed named 'nope'" in err
+
+
+def test_status_after_a_check_needs_no_lock(site: tuple[Newsroom, Path]) -> None:
+    room, config = site
+    assert run(config, "check")[0] == 0
+    # The same database, one more feed that was never polled.
+    grown = config.with_name("grown.yaml")
+    extra = f'  - {{name: later, url: "{room.url("/atom.xml")}"}}\n'
+    grown.write_text(config.read_text().replace("feeds:\n", "feeds:\n" + extra))
+    database = f"sqlite:///{config.parent / 'state' / 'watcher.db'}"
+    with instance_lock(database, "run"):  # as if `watcher run` held the database
+        code, out, _ = run(grown, "status", "--json")
+        assert code == 0
+        code, table, _ = run(grown, "status")
+        assert code == 0
+    status = json.loads(out)
+    feeds = {feed["feed"]: feed for feed in status["feeds"]}
+    assert list(feeds) == ["later", "loop"]  # the config's order
+    loop = feeds["loop"]
+    assert (loop["last_status"], loop["error_streak"], loop["last_error"]) == (200, 0, None)
+    assert (loop["tracking"], loop["retired"], loop["versions"], loop["alerts"]) == (2, 0, 2, 1)
+    assert loop["last_poll"] <= loop["next_poll"]
+    never = feeds["later"]
+    assert never["last_poll"] is None and never["tracking"] == never["alerts"] == 0
+    assert status["outbox"] == {"new": 0, "retrying": 1}  # the hook at port 9 is down
+    assert "loop" in table and "later" in table
+    assert "outbox: 1 retrying" in table
+
+
+def test_an_internal_error_is_one_masked_line(
+    site: tuple[Newsroom, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug is reported in one line (the traceback only with -vv), secrets masked in both."""
+    _, config = site
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("could not reach json://127.0.0.1:9/hook?token=s3cr3t-token")
+
+    monkeypatch.setattr("watcher.cli.run_pass", broken)
+    code, _, err = run(config, "check")
+    assert code == 1
+    assert err.strip().splitlines() == [
+        "watcher: internal error: RuntimeError: could not reach "
+        "json://127.0.0.1:9/hook?token=*** (run with -vv for details)"
+    ]
+    code, _, err = run(config, "-vv", "check")
+    assert code == 1 and "Traceback" in err and "RuntimeError" in err
+    assert "s3cr3t-token" not in err
+
+
+def test_literal_notifier_secrets_are_masked_too(tmp_path: Path) -> None:
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        'notifiers: {desk: "json://127.0.0.1:9/hook?apikey=literal-key-123"}\n'
+        "database: sqlite:////nonexistent-dir/x/literal-key-123.db\n"
+    )
+    code, out, err = run(config, "validate")
+    assert code == 0
+    assert "literal-key-123" not in out + err
+    assert "***" in out + err

@@ -3,7 +3,9 @@
 - ``watcher check`` and ``watcher run`` are SIGKILLed at random moments (seeded) against a
   loopback newsroom whose stories are edited between and during runs; after each kill the
   work is redone to completion and the database must be intact, with no version or alert
-  doubled or lost.
+  doubled or lost. Alerts go to a real webhook receiver, which counts them: every alert
+  arrives, and one arrives twice only when a kill fell between its send and its commit
+  (README: at most one message per kill and notifier).
 - One writer per database: a second ``watcher run``, or a ``check`` beside it, refuses to
   start and names the process holding the database.
 - A state directory that is a file, read-only or full stops ``check`` and ``run`` with one
@@ -22,22 +24,20 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from support.db import database_url
 from support.newsroom import Newsroom, make_story
+from support.processes import ENV, Outcome, cli, daemon, running, stop, wait_for, watcher
+from support.receivers import Webhook
 from support.server import LoopbackServer
-from watcher.cli import main
 from watcher.lock import InstanceLocked, instance_lock
 
-WATCHER = [sys.executable, "-m", "watcher.cli"]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 FIRST_STORIES = 4
 MAX_STORIES = 8
 CATCH_UP_SECONDS = 30.0
@@ -65,9 +65,13 @@ def edit_paragraph(rng: random.Random) -> str:
 
 
 def write_config(
-    directory: Path, room: Newsroom, database: Path, name: str = "watcher.yaml"
+    directory: Path,
+    room: Newsroom,
+    database: Path,
+    name: str = "watcher.yaml",
+    hook: str = "json://127.0.0.1:9/nobody",
 ) -> Path:
-    """Three feeds listing the same stories; a catch-all rule for each event."""
+    """Three feeds listing the same stories; a catch-all rule for each event, sent to ``hook``."""
     config = directory / name
     config.write_text(
         f"""
@@ -79,83 +83,14 @@ feeds:
   - {{name: rss, url: "{room.url("/rss.xml")}"}}
   - {{name: atom, url: "{room.url("/atom.xml")}"}}
   - {{name: json, url: "{room.url("/feed.json")}"}}
+notifiers: {{hook: "{hook}"}}
+delivery: {{retry: {{first: 1s, max: 2s}}}}
 rules:
-  - {{name: all, events: [new]}}
-  - {{name: edits, events: [changed]}}
+  - {{name: all, events: [new], notify: [hook]}}
+  - {{name: edits, events: [changed], notify: [hook]}}
 """
     )
     return config
-
-
-@dataclass(frozen=True)
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def watcher(config: Path, *args: str, timeout: float = 60) -> Outcome:
-    """Run a watcher command to completion in a process of its own."""
-    done = subprocess.run(
-        [*WATCHER, "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-    )
-    return Outcome(done.returncode, done.stdout, done.stderr)
-
-
-def cli(config: Path, *args: str) -> Outcome:
-    """The same command in this process: saves the interpreter's second of start-up where a
-    process of its own proves nothing more (no kill, no lock held by this process)."""
-    result = CliRunner().invoke(main, ["-c", str(config), *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception  # what would have been a traceback
-    return Outcome(result.exit_code, result.stdout, result.stderr)
-
-
-def start(config: Path, command: str, log: Path) -> subprocess.Popen[bytes]:
-    """Start a watcher command in the background, its stderr going to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as stderr:
-        return subprocess.Popen(
-            [*WATCHER, "-c", str(config), command],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=ENV,
-        )
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = 40) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=timeout)
-
-
-@contextmanager
-def running(config: Path, command: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A watcher command for the block; killed if the block ends (or fails, or times out)
-    while it still runs, so no daemon outlives the test."""
-    process = start(config, command, log)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def daemon(config: Path, log: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
-    return running(config, "run", log)
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str, step: float = 0.05) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_clean(outcome: Outcome) -> None:
@@ -228,14 +163,21 @@ def connect(database: Path) -> Iterator[sqlite3.Connection]:
         yield db
 
 
-def caught_up(database: Path, ledger: Ledger) -> bool:
-    """Every story is tracked and its latest version is the text served now."""
+def caught_up(database: Path, ledger: Ledger, *, delivered: bool = False) -> bool:
+    """Every story is tracked and its latest version is the text served now (and, with
+    ``delivered``, the outbox has sent every alert)."""
     if not database.exists():
         return False
     try:
         with connect(database) as db:
             latest = latest_texts(db)
+            unsent = db.execute(
+                "SELECT (SELECT count(*) FROM alert WHERE delivery_state = 'new') + "
+                "(SELECT count(*) FROM delivery WHERE state != 'sent')"
+            ).fetchone()[0]
     except sqlite3.OperationalError:  # schema not created yet
+        return False
+    if delivered and unsent:
         return False
     for slug in ledger.edits:
         text = latest.get(ledger.url(slug))
@@ -331,6 +273,7 @@ class Harness:
     database: Path
     logs: Path  # one stderr file per process started
     seed: int
+    hook: Webhook
     kills: dict[str, int] = field(default_factory=dict)  # by command and moment
     kills_after_exit: int = 0  # the victim had already finished its pass
     startup_seconds: float = 1.0  # process start to its first feed request
@@ -370,7 +313,22 @@ class Harness:
             self.clean_check()
         else:
             self.clean_run()
-        return assert_consistent(self.database, self.ledger)
+        counts = assert_consistent(self.database, self.ledger)
+        self.assert_received()
+        return counts
+
+    def assert_received(self) -> None:
+        """Every recorded alert reached the receiver; repeats only as kills allow."""
+        with connect(self.database) as db:
+            recorded = {i for (i,) in db.execute("SELECT id FROM alert")}
+        received = self.hook.alert_ids()
+        assert recorded <= set(received), f"alerts never received: {recorded - set(received)}"
+        assert set(received) <= recorded, f"received unknown alerts {set(received) - recorded}"
+        assert self.repeats() <= sum(self.kills.values()), f"repeats {self.repeats()}"
+
+    def repeats(self) -> int:
+        received = self.hook.alert_ids()
+        return len(received) - len(set(received))
 
     def sleep_into_the_work(self, rng: random.Random, command: str) -> None:
         if command == "check":
@@ -406,7 +364,11 @@ class Harness:
         with daemon(self.config, log) as process:
             # The victim may have caught up already: wait for this one to be up, then check.
             wait_for(lambda: "watching" in log.read_text(), CATCH_UP_SECONDS, "the start", 0.02)
-            wait_for(lambda: caught_up(self.database, self.ledger), CATCH_UP_SECONDS, "catch-up")
+            wait_for(
+                lambda: caught_up(self.database, self.ledger, delivered=True),
+                CATCH_UP_SECONDS,
+                "catch-up and delivery",
+            )
             self.ledger.pass_completed()
             assert stop(process) == 0, log.read_text()[-3000:]
 
@@ -425,13 +387,16 @@ def crash_harness(loopback: LoopbackServer, tmp_path: Path, iterations: int, see
     for i in range(FIRST_STORIES):
         ledger.add_story(f"story-{i}", i)
     database = tmp_path / "state" / "watcher.db"
-    config = write_config(tmp_path, ledger.room, database)
-    harness = Harness(ledger, config, database, tmp_path / "logs", seed)
+    hook = Webhook()
+    config = write_config(tmp_path, ledger.room, database, hook=hook.url)
+    harness = Harness(ledger, config, database, tmp_path / "logs", seed, hook)
     harness.logs.mkdir()
-    harness.calibrate()
-    counts = assert_consistent(database, ledger)
-    for i in range(iterations):
-        counts = harness.iteration(i)
+    with hook:
+        harness.calibrate()
+        counts = assert_consistent(database, ledger)
+        harness.assert_received()
+        for i in range(iterations):
+            counts = harness.iteration(i)
     harness.assert_no_traceback()
     edits = sum(len(e) for e in ledger.edits.values())
     kills = ", ".join(f"{n} {what}" for what, n in sorted(harness.kills.items()))
@@ -439,7 +404,9 @@ def crash_harness(loopback: LoopbackServer, tmp_path: Path, iterations: int, see
         f"\ncrash harness, seed {seed}: {iterations} iterations in "
         f"{time.monotonic() - began:.1f} s; {sum(harness.kills.values())} kills ({kills}; "
         f"{harness.kills_after_exit} after the pass had ended); {counts.articles} articles, "
-        f"{edits} edits, {counts.versions} versions, {counts.alerts} alerts; start-up "
+        f"{edits} edits, {counts.versions} versions, {counts.alerts} alerts, "
+        f"{len(hook.alert_ids())} received ({harness.repeats()} twice: a kill between send "
+        f"and commit); start-up "
         f"{harness.startup_seconds:.2f} s, first pass {harness.work_seconds:.2f} s"
     )
 

@@ -7,21 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from support.newsroom import Newsroom, make_story
+from support.processes import daemon, stop, wait_for
 from support.server import LoopbackServer
 from watcher.store import Store
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_run_polls_rechecks_alerts_and_stops_on_sigterm(
@@ -65,3 +56,72 @@ rules: [{{name: edits, events: [changed]}}]
             store.close()
     assert process.returncode == 0, stderr
     assert "SIGTERM received" in stderr and "stopped" in stderr
+
+
+def test_sighup_reloads_the_config_and_refuses_a_bad_one(
+    loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    room = Newsroom(loopback).attach()
+    room.add(make_story("talks", "Story talks", seed=1))
+    config = tmp_path / "watcher.yaml"
+    database = tmp_path / "watcher.db"
+    head = f"""
+database: "sqlite:///{database}"
+allow_private_networks: true
+defaults: {{interval: 1s, recheck: [{{until: 1h, every: 1s}}]}}
+rules: [{{name: edits, events: [changed]}}]
+feeds:
+  - {{name: rss, url: "{room.url("/rss.xml")}"}}
+"""
+    config.write_text(head)
+    log = tmp_path / "run.log"
+    with daemon(config, log) as process:
+        wait_for(lambda: "watching 1 feeds" in log.read_text(), 20, "the start")
+        assert not loopback.requests_to("/atom.xml")
+        config.write_text(head + f'  - {{name: atom, url: "{room.url("/atom.xml")}"}}\n')
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(loopback.requests_to("/atom.xml")) >= 2, 20, "the added feed")
+        assert "config reloaded" in log.read_text() and "atom added" in log.read_text()
+        config.write_text(head + "  - {name: broken, url: ftp://nowhere}\n")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "config not reloaded" in log.read_text(), 20, "the refusal")
+        assert "feeds[1].url" in log.read_text()
+        polled = len(loopback.requests_to("/atom.xml"))
+        wait_for(lambda: len(loopback.requests_to("/atom.xml")) > polled, 20, "polls go on")
+        assert stop(process) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_restart_does_not_poll_every_feed_again_at_once(
+    loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    room = Newsroom(loopback).attach()
+    room.add(make_story("talks", "Story talks", seed=1))
+    config = tmp_path / "watcher.yaml"
+    feeds = "".join(
+        f'  - {{name: f{i}, url: "{room.url(path)}?copy={i}"}}\n'
+        for i, path in enumerate(["/rss.xml", "/atom.xml", "/feed.json"] * 4)
+    )
+    config.write_text(
+        f"""
+database: "sqlite:///{tmp_path / "watcher.db"}"
+allow_private_networks: true
+defaults: {{interval: 1m, recheck: [{{until: 1h, every: 1m}}]}}
+feeds:
+{feeds}"""
+    )
+
+    def feed_requests() -> int:
+        return sum(len(loopback.requests_to(p)) for p in ("/rss.xml", "/atom.xml", "/feed.json"))
+
+    for run in range(2):
+        log = tmp_path / f"run-{run}.log"
+        with daemon(config, log) as process:
+            wait_for(lambda log=log: "watching 12 feeds" in log.read_text(), 20, "the start")
+            if run == 0:
+                wait_for(lambda: feed_requests() >= 12, 30, "every feed polled once")
+            before = feed_requests()
+            time.sleep(4)
+            if run == 1:  # every feed was polled less than a minute ago: none is due yet
+                assert feed_requests() == before
+            assert stop(process) == 0

@@ -238,13 +238,6 @@ def servers(loopback: LoopbackServer) -> Iterator[Servers]:
         yield Servers(loopback, raw)
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    yield opened
-    opened.close()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def warm_extractor() -> None:
     # trafilatura and lxml fill caches on first use; a traced pass must not count them.

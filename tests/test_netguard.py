@@ -8,7 +8,6 @@ import html
 import ipaddress
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -327,13 +326,6 @@ def test_redirect_to_another_scheme_is_refused(loopback: LoopbackServer) -> None
 
 
 # -------------------------------------------------------- a real pass on loopback
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -45,13 +44,6 @@ def newsroom(loopback: LoopbackServer) -> Newsroom:
     for i, slug in enumerate(SLUGS):
         room.add(make_story(slug, f"Story about {slug.replace('-', ' ')}", seed=i))
     return room
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    yield opened
-    opened.close()
 
 
 def one_pass(config: Config, store: Store, **kwargs: object) -> PassSummary:

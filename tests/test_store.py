@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import SQLModel
 
+from watcher.clock import utc_now
 from watcher.errors import StoreError
 from watcher.feeds import FeedEntry
-from watcher.records import CheckRecord, NewAlert, NewVersion, PollRecord
+from watcher.records import CheckRecord, DeliveryOutcome, NewAlert, NewVersion, PollRecord
+from watcher.schema import SCHEMA_VERSION
 from watcher.store import Store
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -126,3 +130,93 @@ def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="database postgresql") as caught:
         Store.open("postgresql://nobody:secret@127.0.0.1:1/none")
     assert "secret" not in str(caught.value)
+
+
+def test_a_schema_1_database_is_migrated_and_its_alerts_are_routed(tmp_path: Path) -> None:
+    """A database written before the outbox existed gains it; its alerts are sent, not lost."""
+    from sqlalchemy import create_engine
+
+    from watcher.schema import DeliveryRow, SentMessageRow
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    old_tables = [
+        table
+        for table in SQLModel.metadata.sorted_tables
+        if table.name not in (DeliveryRow.__tablename__, SentMessageRow.__tablename__)
+    ]
+    SQLModel.metadata.create_all(engine, tables=old_tables)
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE feed DROP COLUMN disabled_at"))  # added in 2
+        connection.execute(text("INSERT INTO watcher_meta VALUES ('schema_version', '1')"))
+        connection.execute(
+            text(
+                "INSERT INTO article (id, url, host, entry_title, entry_content, first_seen, "
+                "checks, failures, status) VALUES (1, 'https://x.example/a', 'x.example', 't', "
+                "'', '2026-11-01 00:00:00', 0, 0, 'tracking')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO version (id, article_id, number, title, text, content_hash, source,"
+                " fetched_at, last_seen_at, times_seen) VALUES (1, 1, 1, 't', 'body', 'h', "
+                "'page', '2026-11-01 00:00:00', '2026-11-01 00:00:00', 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO alert (rule, event, article_id, version_id, feed, matched, detail, "
+                "created_at, delivery_state) VALUES ('r', 'new', 1, 1, 'f', '[]', '{}', "
+                "'2026-11-01 00:00:00', 'pending')"
+            )
+        )
+    engine.dispose()
+    store = Store.open(url)
+    try:
+        with store.engine.connect() as connection:
+            version = connection.execute(
+                text("SELECT value FROM watcher_meta WHERE key = 'schema_version'")
+            ).scalar()
+        assert version == str(SCHEMA_VERSION)
+        (alert,) = store.alerts()
+        assert alert.delivery_state == "new"  # the outbox will route it like a fresh one
+        assert store.route_new_alerts(lambda rule: ["desk"], utc_now()) == 1
+        assert [d.notifier for d in store.alerts()[0].deliveries] == ["desk"]
+    finally:
+        store.close()
+
+
+def test_prune_deletes_old_retired_articles_but_not_undelivered_alerts(store: Store) -> None:
+    alert = NewAlert("r", "new", "a", (), {})
+    ids = []
+    for key in ("old-sent", "old-waiting", "recent", "tracking"):
+        store.add_entries("a", [entry(key, f"http://news.example/{key}")], T0)
+        article = store.find_article(f"http://news.example/{key}")
+        assert article is not None
+        retire = key != "tracking"
+        checked = T0 if key.startswith("old") else T0 + timedelta(days=60)
+        record = CheckRecord(
+            checked, None if retire else T0, version=version(key, key), alerts=(alert,)
+        )
+        store.record_check(article.id, record)
+        ids.append(article.id)
+    store.route_new_alerts(lambda rule: ["desk"], T0)
+    by_article = {a.article_id: a for a in store.alerts()}
+    sent = store.waiting_deliveries("desk", due_by=None, limit=10)
+    outcomes = [
+        DeliveryOutcome(d.id, "sent", 1, T0, None, None, frozenset({"k"}))
+        for d in sent
+        if d.alert.article_id != ids[1]
+    ]
+    store.record_deliveries("desk", outcomes, sent_at=T0)
+    assert len(by_article) == 4
+    deleted = store.prune(
+        retired_before=T0 + timedelta(days=30), messages_before=T0 + timedelta(days=1)
+    )
+    assert deleted == {"articles": 1, "sent_messages": 1}
+    left = {a.article_id for a in store.alerts()}
+    assert left == set(ids[1:])  # the waiting alert's article, the recent one, the tracked one
+    assert store.counts()["versions"] == 3
+    again = store.prune(retired_before=T0 + timedelta(days=30), messages_before=T0)
+    assert again == {"articles": 0, "sent_messages": 0}
+    assert store.prune(retired_before=None, messages_before=T0)["articles"] == 0

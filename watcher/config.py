@@ -1,4 +1,5 @@
-"""The config file: pydantic models (``extra="forbid"``), ``${ENV}`` expansion and durations.
+"""The config file: pydantic models (``extra="forbid"``) and ``${ENV}`` expansion; the values
+they are made of (durations, sizes, rate limits, ...) are in :mod:`watcher.config_values`.
 
 Every problem becomes a :class:`ConfigError` naming the file, the line and the key, e.g.
 ``watcher.yaml:14: feeds[2].interval: bad duration '15 minutes': write it like 30s, 15m, 2h or 7d``.
@@ -19,15 +20,23 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
+    AfterValidator,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from watcher.config_values import (
+    ByteSize,
+    Duration,
+    ListenAddress,
+    Model,
+    RateLimit,
+    api_url,
+    url_secrets,
+)
 from watcher.errors import ConfigError
 from watcher.netguard import AllowList, parse_allow_entry
 from watcher.yamlsource import LocatedData, Path_, format_path, load_yaml
@@ -35,53 +44,8 @@ from watcher.yamlsource import LocatedData, Path_, format_path, load_yaml
 DEFAULT_CONFIG_NAME = "watcher.yaml"
 DEFAULT_STATE_DIR = "watcher-data"
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-
-def parse_duration(value: object) -> timedelta:
-    """``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"1h30m"`` → timedelta (bare numbers refused)."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(f"bad duration {value!r}: write it with a unit, like 30s, 15m, 2h or 7d")
-    text = value.strip().replace(" ", "")
-    parts = _DURATION_PART.findall(text)
-    if not text or "".join(n + u for n, u in parts).lower() != text.lower():
-        raise ValueError(f"bad duration {value!r}: write it like 30s, 15m, 2h, 7d or 1h30m")
-    return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts))
-
-
-def _positive_duration(value: object) -> timedelta:
-    duration = parse_duration(value)
-    if duration <= timedelta(0):
-        raise ValueError(f"duration {value!r} must be more than zero")
-    return duration
-
-
-Duration = Annotated[timedelta, BeforeValidator(_positive_duration)]
-
-_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2}
-
-
-def _parse_size(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
-    unit = match.group(2).lower() if match else "?"
-    if not match or unit not in _BYTE_UNITS:
-        raise ValueError(f"bad size {value!r}: write it like 10MB, 512KiB or 1000000")
-    return int(float(match.group(1)) * _BYTE_UNITS[unit])
-
-
-ByteSize = Annotated[int, BeforeValidator(_parse_size)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RecheckStep(_Model):
+class RecheckStep(Model):
     """Until an article is ``until`` old, re-check it every ``every``."""
 
     until: Duration
@@ -105,7 +69,7 @@ def _check_steps(steps: list[RecheckStep] | None) -> list[RecheckStep] | None:
     return steps
 
 
-class FetchSettings(_Model):
+class FetchSettings(Model):
     """How pages and feeds are fetched."""
 
     connect_timeout: Duration = timedelta(seconds=10)
@@ -118,13 +82,15 @@ class FetchSettings(_Model):
     user_agent: str | None = None
 
 
-class Defaults(_Model):
+class Defaults(Model):
     """Settings every feed inherits unless it sets its own."""
 
     interval: Duration = timedelta(minutes=15)
     fetch_article: bool = True
     recheck: list[RecheckStep] = Field(default_factory=lambda: list(DEFAULT_RECHECK))
     track_for: Duration | None = None
+    # A feed with no new article for this long is reported unhealthy (None: never).
+    stale_after: Duration | None = None
 
     @field_validator("recheck")
     @classmethod
@@ -141,13 +107,15 @@ def _allow_entry(value: object) -> str:
 AllowEntry = Annotated[str, BeforeValidator(_allow_entry)]
 
 
-class FeedConfig(_Model):
+class FeedConfig(Model):
     name: str = Field(min_length=1, pattern=r"^[\w.-]+$")
     url: str
     interval: Duration | None = None
     fetch_article: bool | None = None
     recheck: list[RecheckStep] | None = None
     track_for: Duration | None = None
+    # A feed with no new article for this long is reported unhealthy (None: never).
+    stale_after: Duration | None = None
     tags: list[str] = Field(default_factory=list)
     # Hosts and networks this feed's article links may reach although they are private.
     allow_hosts: list[AllowEntry] = Field(default_factory=list)
@@ -170,16 +138,26 @@ def check_http_url(url: str) -> str:
     return url.strip()
 
 
-class NotifierConfig(_Model):
-    """Where a notifier sends: apprise URLs and/or an apprise config file."""
+class NotifierConfig(Model):
+    """Where a notifier sends: apprise URLs and/or an apprise config file, and how often."""
 
-    urls: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    urls: list[Annotated[str, Field(min_length=1), AfterValidator(api_url)]] = Field(
+        default_factory=list
+    )
     apprise_config: str | None = None
+    # With apprise_config: only the services carrying one of these tags (default: all).
+    tags: list[str] = Field(default_factory=list)
+    # Batch pending alerts into one message per window instead of one message per alert.
+    digest: Duration | None = None
+    # Cap on messages; the overflow waits for the next digest, never dropped.
+    rate_limit: Annotated[RateLimit, BeforeValidator(RateLimit.parse)] | None = None
 
     @model_validator(mode="after")
     def _has_target(self) -> NotifierConfig:
         if not self.urls and not self.apprise_config:
             raise ValueError("a notifier needs at least one apprise URL or an apprise_config file")
+        if self.tags and not self.apprise_config:
+            raise ValueError("`tags` pick services of an apprise_config file; this has none")
         return self
 
 
@@ -194,13 +172,58 @@ def _notifier_shape(value: object) -> object:
     raise ValueError("a notifier is an apprise URL, a list of URLs, or {apprise_config: FILE}")
 
 
+class RetrySettings(Model):
+    """Failed sends are retried after ``first``, doubling up to ``max`` (with jitter), until
+    the alert is ``give_up_after`` old."""
+
+    first: Duration = timedelta(seconds=30)
+    max: Duration = timedelta(hours=1)
+    give_up_after: Duration = timedelta(days=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetrySettings:
+        if self.max < self.first:
+            raise ValueError("retry `max` must be at least `first`")
+        return self
+
+
+HEALTH_RULE = "feed-health"  # the rule name feed-health alerts are recorded under
+
+
+class HealthSettings(Model):
+    """When a feed is reported unhealthy (once; and once more when it recovers)."""
+
+    # Notifiers for feed-health alerts (default: those of delivery.default).
+    notify: list[str] = Field(default_factory=list)
+    # Failed polls in a row that make a feed unhealthy (a 410 Gone does at once).
+    error_streak: int = Field(default=5, ge=1)
+    # Checks failing for at least this share of a feed's articles checked within `window`
+    # (and at least `min_articles` of them): a site redesign or a block, not one bad page.
+    failing_share: float = Field(default=0.5, gt=0, le=1)
+    min_articles: int = Field(default=4, ge=1)
+    window: Duration = timedelta(hours=6)
+
+
+class DeliverySettings(Model):
+    """How recorded alerts reach the notifiers."""
+
+    # Notifiers for the alerts of rules that name none.
+    default: list[str] = Field(default_factory=list)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    # A folder of Jinja2 templates overriding the built-in ones (default: templates/ beside
+    # the config file, when it exists).
+    templates: str | None = None
+    # How long one send to one service may take before it counts as failed.
+    timeout: Duration = timedelta(seconds=30)
+
+
 NotifierSpec = Annotated[NotifierConfig, BeforeValidator(_notifier_shape)]
 
 Event = Literal["new", "changed"]
 _ALL_EVENTS: tuple[Event, ...] = ("new", "changed")
 
 
-class RuleConfig(_Model):
+class RuleConfig(Model):
     name: str = Field(min_length=1)
     events: list[Event] = Field(default_factory=lambda: list(_ALL_EVENTS), min_length=1)
     keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
@@ -221,20 +244,49 @@ class RuleConfig(_Model):
         return pattern
 
 
-class Config(_Model):
+class MetricsSettings(Model):
+    """``watcher run``'s HTTP endpoint: /metrics for Prometheus, /healthz for probes."""
+
+    # Anyone who can reach it reads feed and notifier names: keep it on loopback or a
+    # monitoring network.
+    listen: Annotated[ListenAddress, BeforeValidator(ListenAddress.parse)]
+
+
+class Config(Model):
     database: str | None = None
     state_dir: str | None = None
+    # How long a retired article (no longer re-checked) keeps its versions and alerts; the
+    # daily prune deletes it after that. None: forever.
+    keep_versions_for: Duration | None = None
     # Off by default: article links come from third parties (see watcher.netguard).
     allow_private_networks: bool = False
     defaults: Defaults = Field(default_factory=Defaults)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     feeds: list[FeedConfig] = Field(default_factory=list)
-    notifiers: dict[str, NotifierSpec] = Field(default_factory=dict)
+    notifiers: dict[Annotated[str, Field(pattern=r"^[\w.-]+$")], NotifierSpec] = Field(
+        default_factory=dict
+    )
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     rules: list[RuleConfig] = Field(default_factory=list)
+    # Off unless set: the daemon's /metrics and /healthz endpoint (watcher.metrics).
+    metrics: MetricsSettings | None = None
     # Where the file was read from; relative paths in it are relative to its folder.
     source: str = Field(default="<memory>", exclude=True)
     # Values substituted from ${VAR}: masked wherever text is shown to a person.
     secrets: frozenset[str] = Field(default_factory=frozenset, exclude=True)
+
+    def mask(self, text: str) -> str:
+        """``text`` with every value taken from the environment, and every password or token
+        written in a notifier URL, hidden as ``***``."""
+        secrets = set(self.secrets)
+        for notifier in self.notifiers.values():
+            for url in notifier.urls:
+                secrets |= url_secrets(url)
+        for secret in sorted(secrets, key=len, reverse=True):
+            if len(secret) >= 3:
+                text = text.replace(secret, "***")
+        return text
 
     def feed(self, name: str) -> FeedConfig:
         for feed in self.feeds:
@@ -247,7 +299,11 @@ class Config(_Model):
         d = self.defaults
         if feed is None:
             return FeedSettings(
-                d.interval, d.fetch_article, cut_schedule(tuple(d.recheck), d.track_for), ()
+                d.interval,
+                d.fetch_article,
+                cut_schedule(tuple(d.recheck), d.track_for),
+                (),
+                d.stale_after,
             )
         steps = feed.recheck if feed.recheck is not None else d.recheck
         track_for = feed.track_for or (d.track_for if feed.recheck is None else None)
@@ -256,6 +312,7 @@ class Config(_Model):
             fetch_article=d.fetch_article if feed.fetch_article is None else feed.fetch_article,
             recheck=cut_schedule(tuple(steps), track_for),
             tags=tuple(feed.tags),
+            stale_after=feed.stale_after or d.stale_after,
         )
 
     def configured_feeds(self, names: Iterable[str]) -> list[FeedConfig | None]:
@@ -279,7 +336,7 @@ class Config(_Model):
     def resolved_state_dir(self) -> Path:
         """``state_dir`` from the file, else systemd's $STATE_DIRECTORY, else ./watcher-data."""
         if self.state_dir:
-            return self._relative_to_config(self.state_dir)
+            return self.relative_path(self.state_dir)
         systemd_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
         return Path(systemd_dir or DEFAULT_STATE_DIR)
 
@@ -288,7 +345,24 @@ class Config(_Model):
             return self.database
         return f"sqlite:///{self.resolved_state_dir() / 'watcher.db'}"
 
-    def _relative_to_config(self, value: str) -> Path:
+    def templates_dir(self) -> Path | None:
+        """Where the user's template overrides are: ``delivery.templates``, else a
+        ``templates`` folder beside the config file when there is one."""
+        if self.delivery.templates:
+            return self.relative_path(self.delivery.templates)
+        beside = self.relative_path("templates")
+        return beside if not self.source.startswith("<") and beside.is_dir() else None
+
+    def notifiers_for(self, rule_name: str) -> tuple[str, ...]:
+        """Where a rule's alerts go: its own ``notify``, else ``delivery.default``. A rule no
+        longer in the config goes to the default route too (its alerts were recorded)."""
+        if rule_name == HEALTH_RULE:
+            return tuple(self.health.notify or self.delivery.default)
+        rule = next((r for r in self.rules if r.name == rule_name), None)
+        return tuple(rule.notify if rule and rule.notify else self.delivery.default)
+
+    def relative_path(self, value: str) -> Path:
+        """A path from the config file, taken relative to the file's folder."""
         path = Path(value).expanduser()
         if path.is_absolute() or self.source.startswith("<"):
             return path
@@ -303,6 +377,7 @@ class FeedSettings:
     fetch_article: bool
     recheck: tuple[RecheckStep, ...]
     tags: tuple[str, ...]
+    stale_after: timedelta | None = None
 
     @property
     def track_for(self) -> timedelta:
@@ -370,7 +445,15 @@ def _known_fields(data: Any) -> dict[Path_, list[str]]:
         (): list(Config.model_fields),
         ("defaults",): list(Defaults.model_fields),
         ("fetch",): list(FetchSettings.model_fields),
+        ("delivery",): list(DeliverySettings.model_fields),
+        ("metrics",): list(MetricsSettings.model_fields),
+        ("delivery", "retry"): list(RetrySettings.model_fields),
+        ("health",): list(HealthSettings.model_fields),
     }
+    notifiers = data.get("notifiers") if isinstance(data, dict) else None
+    for name, spec in notifiers.items() if isinstance(notifiers, dict) else ():
+        if isinstance(spec, dict):
+            names[("notifiers", name)] = list(NotifierConfig.model_fields)
     for key, model in (("feeds", FeedConfig), ("rules", RuleConfig)):
         items = data.get(key) if isinstance(data, dict) else None
         for i in range(len(items) if isinstance(items, list) else 0):
@@ -418,10 +501,21 @@ def _check_references(config: Config, src: LocatedData) -> None:
     for i, rule in enumerate(config.rules):
         if rule.name in rule_names:
             raise src.error(("rules", i, "name"), f"duplicate rule name {rule.name!r}")
+        if rule.name == HEALTH_RULE:
+            raise src.error(
+                ("rules", i, "name"), f"{HEALTH_RULE!r} is reserved for feed-health alerts"
+            )
         rule_names.add(rule.name)
         _check_names(src, ("rules", i, "feeds"), rule.feeds, feed_names, "feed")
         _check_names(src, ("rules", i, "tags"), rule.tags, tags, "feed tag")
         _check_names(src, ("rules", i, "notify"), rule.notify, set(config.notifiers), "notifier")
+    notifier_names = set(config.notifiers)
+    _check_names(src, ("delivery", "default"), config.delivery.default, notifier_names, "notifier")
+    _check_names(src, ("health", "notify"), config.health.notify, notifier_names, "notifier")
+    for name, notifier in config.notifiers.items():
+        if notifier.apprise_config and not config.relative_path(notifier.apprise_config).is_file():
+            path = config.relative_path(notifier.apprise_config)
+            raise src.error(("notifiers", name, "apprise_config"), f"no such file: {path}")
 
 
 def _check_names(

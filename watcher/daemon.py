@@ -8,6 +8,13 @@ The same holds for SIGKILL or a power cut (``tests/test_crash.py`` kills it at r
 Before anything else the daemon takes the database's writer lock (:mod:`watcher.lock`) and
 holds it for its life: a second ``watcher run`` or a ``watcher check`` on the same database
 refuses to start, naming this process.
+
+Under systemd (``systemd/watcher.service``, :mod:`watcher.sdnotify`) the daemon says READY=1
+once the scheduler runs, keeps STATUS= up to date with the database's counts, pings the
+watchdog while the scheduler runs (also while draining) and says STOPPING=1 on a stop signal.
+
+With ``metrics.listen`` set it serves ``/metrics`` and ``/healthz`` (:mod:`watcher.metrics`)
+until the stop signal, bound before anything else: a busy port stops it having touched nothing.
 """
 
 from __future__ import annotations
@@ -15,17 +22,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Collection
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-from watcher.config import Config
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from watcher.config import Config, load_config
+from watcher.errors import WatcherError
 from watcher.lock import writer_store
-from watcher.scheduler import build_scheduler
+from watcher.metrics import Exporter, serve_metrics
+from watcher.scheduler import build_scheduler, sync_feed_jobs
+from watcher.sdnotify import SystemdNotifier, status_reporter, watchdog_interval, watchdog_pinger
 from watcher.store import Store
-from watcher.tasks import open_context
+from watcher.tasks import Context, open_context, reconfigure
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 20.0
+# How often systemd's STATUS= line is refreshed: the counts are four COUNT(*) queries on the
+# event loop, cheap at this pace but not at every watchdog ping.
+STATUS_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -34,21 +53,32 @@ class RunOptions:
 
 
 async def run_daemon(config: Config, options: RunOptions = RunOptions()) -> None:
-    stop = asyncio.Event()
+    stop, reload = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
     try:
-        with writer_store(config.database_url(), "run") as store:
-            await _serve(config, store, stop, options)
+        async with serve_metrics(config) as exporter:
+            with writer_store(config.database_url(), "run") as store:
+                await _serve(config, store, _Signals(stop, reload), options, exporter)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
 
 
-async def _serve(config: Config, store: Store, stop: asyncio.Event, options: RunOptions) -> None:
+@dataclass(frozen=True)
+class _Signals:
+    stop: asyncio.Event
+    reload: asyncio.Event  # SIGHUP: read the config file again
+
+
+async def _serve(
+    config: Config, store: Store, signals: _Signals, options: RunOptions, exporter: Exporter
+) -> None:
     async with open_context(config, store) as ctx:
         scheduler = build_scheduler(ctx)
+        exporter.attach(ctx.store, lambda: scheduler.running, lambda: ctx.config)
         scheduler.start()
         log.info(
             "watching %d feeds with %d rules; database %s",
@@ -56,13 +86,62 @@ async def _serve(config: Config, store: Store, stop: asyncio.Event, options: Run
             len(config.rules),
             ctx.store.label,
         )
-        await stop.wait()
-        # Pause, drain, then shut down: APScheduler's asyncio executor cancels every running
-        # job on shutdown, which would break "finish the work under way".
-        scheduler.pause()
-        await _drain(options.drain_seconds)
-        scheduler.shutdown(wait=False)
+        notifier = SystemdNotifier.from_environment()
+        status, pinger = _ready(notifier, ctx.store, scheduler)
+        try:
+            await _until_stopped(ctx, scheduler, notifier, signals)
+            await _cancel(status)
+            await exporter.stop()  # now: the drain below waits for every task, its own too
+            notifier.stopping("stopping: finishing the work under way")
+            # Pause, drain, then shut down: APScheduler's asyncio executor cancels every
+            # running job on shutdown, which would break "finish the work under way".
+            scheduler.pause()
+            await _drain(options.drain_seconds, keep=[pinger] if pinger else [])
+            scheduler.shutdown(wait=False)
+        finally:
+            await _cancel(status, pinger)
         log.info("stopped; database %s", ctx.store.counts())
+
+
+async def _until_stopped(
+    ctx: Context, scheduler: AsyncIOScheduler, notifier: SystemdNotifier, signals: _Signals
+) -> None:
+    """Serve, reloading the config on each SIGHUP, until a stop signal."""
+    while not signals.stop.is_set():
+        waiters = [asyncio.create_task(event.wait()) for event in (signals.stop, signals.reload)]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        await _cancel(*waiters)
+        if signals.reload.is_set() and not signals.stop.is_set():
+            signals.reload.clear()
+            notifier.reloading("reloading the config")
+            reload_config(ctx, scheduler)
+            notifier.ready("config reloaded")
+
+
+def reload_config(ctx: Context, scheduler: AsyncIOScheduler) -> bool:
+    """Read the config file again and apply it; a bad one is refused and the old one kept."""
+    source = ctx.config.source
+    try:
+        new = load_config(Path(source))
+        reconfigure(ctx, new)
+    except WatcherError as exc:
+        log.error(
+            "SIGHUP: config not reloaded, keeping the running one: %s", ctx.config.mask(str(exc))
+        )
+        return False
+    changes = sync_feed_jobs(scheduler, ctx)
+    log.info(
+        "SIGHUP: config reloaded from %s: %d feeds (%s added, %s removed, %s changed), "
+        "%d rules, %d notifiers",
+        source,
+        len(new.feeds),
+        ", ".join(changes.added) or "none",
+        ", ".join(changes.removed) or "none",
+        ", ".join(changes.changed) or "none",
+        len(new.rules),
+        len(new.notifiers),
+    )
+    return True
 
 
 def _request_stop(stop: asyncio.Event, signum: int) -> None:
@@ -70,9 +149,44 @@ def _request_stop(stop: asyncio.Event, signum: int) -> None:
     stop.set()
 
 
-async def _drain(seconds: float) -> None:
-    """Let running jobs finish for up to ``seconds``, then cancel the rest."""
-    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+def _status_line(store: Store) -> str:
+    counts = store.counts()
+    return ", ".join(
+        f"{counts[name]} {name}" for name in ("feeds", "articles", "versions", "alerts")
+    )
+
+
+def _ready(
+    notifier: SystemdNotifier, store: Store, scheduler: AsyncIOScheduler
+) -> tuple[asyncio.Task[None] | None, asyncio.Task[None] | None]:
+    """Tell systemd we are ready, then start the tasks that keep it informed: STATUS= every
+    STATUS_SECONDS and, if systemd asked for one, the watchdog pinger."""
+    if not notifier.enabled:
+        return None, None  # not under systemd: no counts queried for nobody
+    describe = partial(_status_line, store)
+    notifier.ready(describe())
+    status = asyncio.create_task(status_reporter(notifier, STATUS_SECONDS, describe))
+    interval = watchdog_interval()
+    if interval is None:
+        return status, None
+    # Alive means the scheduler runs (paused counts: that is the drain); a blocked event
+    # loop sends no pings all by itself.
+    pinger = watchdog_pinger(notifier, interval, lambda: scheduler.running)
+    return status, asyncio.create_task(pinger)
+
+
+async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
+    running = [task for task in tasks if task is not None and not task.done()]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+
+
+async def _drain(seconds: float, keep: Collection[asyncio.Task[None]] = ()) -> None:
+    """Let running jobs finish for up to ``seconds``, then cancel the rest; ``keep`` are
+    helper tasks that run until the end, not jobs to wait for."""
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current and task not in keep]
     if not others:
         return
     _, pending = await asyncio.wait(others, timeout=seconds)

@@ -6,7 +6,8 @@
     ├── FeedError                fetched bytes are not a usable feed (url)
     ├── ExtractError             no article text could be extracted (url)
     ├── StoreError               the database refused or is unreachable
-    └── DeliveryError            an alert could not be handed to a notifier
+    ├── DeliveryError            an alert could not be handed to a notifier
+    └── MetricsError             the metrics endpoint cannot serve (its address)
 
 Messages are fixed in ``__init__`` so that every raise site produces the same wording, and the
 context (feed URL, article id, config key) stays on the exception for logs and the CLI.
@@ -86,3 +87,10 @@ class DeliveryError(WatcherError):
     def __init__(self, notifier: str, reason: str) -> None:
         self.notifier = notifier
         super().__init__(f"notifier {notifier}: {reason}")
+
+
+class MetricsError(WatcherError):
+    """The metrics and health endpoint cannot be served."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"metrics: {reason}")

@@ -99,6 +99,9 @@ def canonical_url(url: str, base: str | None = None) -> str:
     scheme = parts.scheme.lower()
     netloc = _canonical_netloc(parts.netloc, scheme)
     path = parts.path or ("/" if netloc else "")
+    if not netloc and path.startswith("//"):
+        # "http:////x" has no host; left as is it would come back as host "x".
+        path = "/" + path.lstrip("/")
     kept = [p for p in parts.query.split("&") if p and not _is_tracking(p)]
     return urlunsplit((scheme, netloc, path, "&".join(kept), ""))
 

@@ -9,7 +9,7 @@ to be furniture after a version was stored does not make the next check look lik
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from watcher.diff import Change, compute_change, document, hunks
@@ -124,7 +124,10 @@ def _change_alerts(
         subject = _subject("new", article, tags, now)
         return tuple(a for a in _alerts(rules, subject, article) if a.rule not in matched_before)
     change = compute_change(before.title, before.body, now.title, now.body)
-    return _alerts(rules, _subject("changed", article, tags, now, change), article)
+    alerts = _alerts(rules, _subject("changed", article, tags, now, change), article)
+    # Messages say which version this edit follows and when that one was fetched.
+    previous = {"version": current.number, "fetched_at": current.fetched_at.isoformat()}
+    return tuple(replace(a, detail={**a.detail, "previous": previous}) for a in alerts)
 
 
 def _subject(
@@ -153,6 +156,7 @@ def alert_detail(match: Match, subject: Subject) -> dict[str, Any]:
         detail["added"] = [_cut(subject.document)]
         detail["removed"] = []
         return detail
+    all_hunks = hunks(change)
     detail.update(
         added=[_cut(text) for text in change.added[:EXCERPTS]],
         removed=[_cut(text) for text in change.removed[:EXCERPTS]],
@@ -169,8 +173,9 @@ def alert_detail(match: Match, subject: Subject) -> dict[str, Any]:
                 "added": _cut(h.added),
                 "after": h.after,
             }
-            for h in hunks(change)[:EXCERPTS]
+            for h in all_hunks[:EXCERPTS]
         ],
+        hunks_total=len(all_hunks),
     )
     return detail
 

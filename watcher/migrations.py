@@ -9,10 +9,12 @@ bump, so an interrupted upgrade is retried whole on the next start.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
 from watcher import schema
@@ -21,9 +23,53 @@ from watcher.errors import StoreError
 log = logging.getLogger(__name__)
 
 Migration = Callable[[Connection], None]
+# How often opening a database looks again while another process is creating its schema
+# (about 4.5 s in all: creating the schema takes a fraction of a second).
+SCHEMA_RACE_TRIES = 10
+
+
+
+def _add_outbox(connection: Connection) -> None:
+    """2: the delivery outbox (alerts recorded before it existed are routed like new ones),
+    feed-health alerts (an alert may belong to a feed, not to an article's version) and
+    ``feed.disabled_at`` for feeds that answered 410 Gone."""
+    column_type = schema.UTCTimestamp().compile(dialect=connection.dialect)
+    connection.execute(text(f"ALTER TABLE feed ADD COLUMN disabled_at {column_type}"))
+    _alert_columns_nullable(connection)
+    SQLModel.metadata.create_all(
+        connection,
+        tables=[
+            schema.DeliveryRow.__table__,  # type: ignore[attr-defined]
+            schema.SentMessageRow.__table__,  # type: ignore[attr-defined]
+            schema.FeedHealthRow.__table__,  # type: ignore[attr-defined]
+        ],
+    )
+    alert = schema.AlertRow.__table__  # type: ignore[attr-defined]
+    connection.execute(
+        alert.update().where(alert.c.delivery_state == "pending").values(delivery_state="new")
+    )
+
+
+def _alert_columns_nullable(connection: Connection) -> None:
+    """alert.article_id and alert.version_id lose NOT NULL. PostgreSQL says so directly;
+    SQLite cannot alter a column, so the table is rebuilt and its rows copied."""
+    if connection.dialect.name != "sqlite":
+        for column in ("article_id", "version_id"):
+            connection.execute(text(f"ALTER TABLE alert ALTER COLUMN {column} DROP NOT NULL"))
+        return
+    alert = schema.AlertRow.__table__  # type: ignore[attr-defined]
+    old_indexes = [index["name"] for index in inspect(connection).get_indexes("alert")]
+    connection.execute(text("ALTER TABLE alert RENAME TO alert_v1"))
+    for name in old_indexes:  # they moved with the table, and their names are needed again
+        connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    alert.create(connection)
+    columns = ", ".join(column.name for column in alert.columns)
+    connection.execute(text(f"INSERT INTO alert ({columns}) SELECT {columns} FROM alert_v1"))
+    connection.execute(text("DROP TABLE alert_v1"))
+
 
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration] = [_add_outbox]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]
 
@@ -38,7 +84,24 @@ def current_version(connection: Connection) -> int | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to :data:`schema.SCHEMA_VERSION`."""
+    """Create or upgrade the schema to :data:`schema.SCHEMA_VERSION`.
+
+    Two processes opening a new database at once (the daemon starting, a ``watcher alerts``
+    beside it) may both see no schema; the second one's tables or version row then collide
+    with the first one's ("already exists", a unique key), and a second look finds the
+    schema made."""
+    for attempt in range(SCHEMA_RACE_TRIES):
+        try:
+            _migrate(engine)
+            return
+        except (IntegrityError, OperationalError, ProgrammingError) as exc:
+            if attempt == SCHEMA_RACE_TRIES - 1:
+                raise
+            log.info("schema: %s; another process is creating it, looking again", exc.orig)
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _migrate(engine: Engine) -> None:
     target = len(MIGRATIONS) + 1
     assert target == schema.SCHEMA_VERSION, "add a migration when SCHEMA_VERSION changes"
     with engine.begin() as connection:

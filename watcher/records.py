@@ -6,10 +6,18 @@ No ORM row ever leaves :mod:`watcher.store`; these frozen dataclasses do.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+
+def from_row(kind: type[R], row: Mapping[Any, Any], **extra: Any) -> R:
+    """A record dataclass from a row mapping whose column names match its fields."""
+    fields = kind.__dataclass_fields__  # type: ignore[attr-defined]
+    return kind(**{name: row[name] for name in fields if name not in extra}, **extra)
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,7 @@ class FeedState:
     error_streak: int
     last_error: str | None
     entries_seen: int
+    disabled_at: datetime | None = None
     articles: int = 0
 
 
@@ -41,6 +50,8 @@ class PollRecord:
     title: str | None = None
     error: str | None = None
     entries: int = 0
+    disable: bool = False  # the feed is gone (410): stop polling it
+    skipped: bool = False  # not polled (backing off or disabled): only next_poll_at changes
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,40 @@ class CheckRecord:
 
 
 @dataclass(frozen=True)
+class FeedHealthFacts:
+    """What feed health is judged on, read from the database in one go."""
+
+    feed: str
+    url: str
+    error_streak: int
+    last_error: str | None
+    disabled: bool
+    last_success_at: datetime | None
+    newest_article_at: datetime | None  # when watcher first saw its newest article
+    checked: int  # its articles checked within the health window
+    failing: int  # of those, the ones whose last check failed
+
+
+@dataclass(frozen=True)
+class HealthProblem:
+    feed: str
+    problem: str  # errors | stale | checks
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """Where one alert stands with one notifier."""
+
+    notifier: str
+    state: str  # pending | retrying | sent | gave_up
+    attempts: int
+    next_try_at: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
 class AlertRecord:
     id: int
     rule: str
@@ -126,9 +171,42 @@ class AlertRecord:
     created_at: datetime
     matched: tuple[str, ...]
     detail: dict[str, Any]
-    delivery_state: str
+    delivery_state: str  # new (not routed yet) | routed
     delivered_at: datetime | None
     article_id: int
+    deliveries: tuple[DeliveryStatus, ...] = ()
+
+    @property
+    def delivered(self) -> bool:
+        """Every notifier it was routed to has it (and there was at least one)."""
+        return bool(self.deliveries) and all(d.state == "sent" for d in self.deliveries)
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """An (alert, notifier) pair waiting in the outbox, with the alert to render."""
+
+    id: int
+    notifier: str
+    state: str
+    attempts: int
+    created_at: datetime
+    next_try_at: datetime | None
+    done_targets: frozenset[str]
+    alert: AlertRecord
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one send did to one delivery row."""
+
+    id: int
+    state: str
+    attempts: int
+    tried_at: datetime
+    next_try_at: datetime | None
+    last_error: str | None
+    done_targets: frozenset[str]
 
 
 @dataclass(frozen=True)

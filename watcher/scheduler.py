@@ -11,20 +11,33 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher.tasks import Context, check_due, poll_feed
+from watcher.tasks import Context, check_due, check_health, dispatch, poll_feed, prune
 
 log = logging.getLogger(__name__)
 
 RECHECK_JOB = "recheck"
+FEED_JOB_PREFIX = "feed:"
 # Due re-checks are claimed at least this often (more often when a schedule step is shorter),
 # at most RECHECK_BATCH per claim.
 RECHECK_EVERY = timedelta(seconds=30)
 RECHECK_BATCH = 200
+OUTBOX_JOB = "outbox"
+PRUNE_JOB = "prune"
+HEALTH_JOB = "health"
+HEALTH_EVERY = timedelta(minutes=1)
+PRUNE_EVERY = timedelta(days=1)
+PRUNE_FIRST_AFTER = timedelta(minutes=10)
+# The outbox is looked at this often, and at once after a check recorded alerts.
+OUTBOX_EVERY = timedelta(seconds=10)
 
 
 def recheck_tick(ctx: Context) -> timedelta:
@@ -36,32 +49,94 @@ def recheck_tick(ctx: Context) -> timedelta:
 
 
 def build_scheduler(ctx: Context, *, recheck_batch: int = RECHECK_BATCH) -> AsyncIOScheduler:
-    """One interval job per feed, one re-check job; none of them ever overlaps itself."""
+    """One interval job per feed, one re-check job, one outbox job and a daily prune; none of
+    them ever overlaps itself."""
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     now = ctx.clock()
-    states = {state.name: state for state in ctx.store.feed_states()}
-    for feed in ctx.config.feeds:
-        interval = ctx.config.settings_for(feed).interval
-        state = states.get(feed.name)
-        scheduler.add_job(
-            _poll_then_check_new,
-            IntervalTrigger(seconds=interval.total_seconds(), jitter=_jitter(interval)),
-            args=(ctx, scheduler, feed.name),
-            id=f"feed:{feed.name}",
-            name=f"poll {feed.name}",
-            next_run_time=first_poll(now, state.next_poll_at if state else None, interval),
-        )
-    scheduler.add_job(
-        check_due,
-        IntervalTrigger(seconds=recheck_tick(ctx).total_seconds()),
-        kwargs={"ctx": ctx, "batch": recheck_batch},
-        id=RECHECK_JOB,
-        name="re-check due articles",
-        next_run_time=now,
+    sync_feed_jobs(scheduler, ctx)
+    # The prune's first run is not at start: a restart loop must not prune again and again.
+    periodic = (
+        _Periodic(
+            RECHECK_JOB,
+            "re-check due articles",
+            _check_due_then_send,
+            (ctx, scheduler, recheck_batch),
+            recheck_tick(ctx),
+            now,
+        ),
+        _Periodic(OUTBOX_JOB, "send due alerts", _send_alerts, (ctx,), OUTBOX_EVERY, now),
+        _Periodic(
+            HEALTH_JOB, "feed health", check_health, (ctx,), HEALTH_EVERY, now + HEALTH_EVERY
+        ),
+        _Periodic(
+            PRUNE_JOB, "prune retired articles", prune, (ctx,), PRUNE_EVERY, now + PRUNE_FIRST_AFTER
+        ),
     )
+    for job in periodic:
+        scheduler.add_job(
+            job.run,
+            IntervalTrigger(seconds=job.every.total_seconds()),
+            args=job.args,
+            id=job.id,
+            name=job.name,
+            next_run_time=job.first,
+        )
     return scheduler
+
+
+class _Periodic(NamedTuple):
+    id: str
+    name: str
+    run: Callable[..., Awaitable[object]]
+    args: tuple[object, ...]
+    every: timedelta
+    first: datetime
+
+
+def sync_feed_jobs(scheduler: AsyncIOScheduler, ctx: Context) -> FeedJobChanges:
+    """Make the feed jobs match ``ctx.config``: a job for each feed (added ones first polled
+    when their row says, spread out), none for removed feeds, new intervals for changed ones.
+    The re-check tick follows the shortest schedule step. Used at start and on reload."""
+    now = ctx.clock()
+    states = {state.name: state for state in ctx.store.feed_states()}
+    wanted = {f"{FEED_JOB_PREFIX}{feed.name}": feed for feed in ctx.config.feeds}
+    changes = FeedJobChanges()
+    for job in scheduler.get_jobs():
+        if job.id.startswith(FEED_JOB_PREFIX) and job.id not in wanted:
+            job.remove()
+            changes.removed.append(job.id.removeprefix(FEED_JOB_PREFIX))
+    for job_id, feed in wanted.items():
+        interval = ctx.config.settings_for(feed).interval
+        trigger = IntervalTrigger(seconds=interval.total_seconds(), jitter=_jitter(interval))
+        job = scheduler.get_job(job_id)
+        if job is None:
+            state = states.get(feed.name)
+            scheduler.add_job(
+                _poll_then_check_new,
+                trigger,
+                args=(ctx, scheduler, feed.name),
+                id=job_id,
+                name=f"poll {feed.name}",
+                next_run_time=first_poll(now, state.next_poll_at if state else None, interval),
+            )
+            changes.added.append(feed.name)
+        elif job.trigger.interval != trigger.interval:
+            job.reschedule(trigger)
+            changes.changed.append(feed.name)
+    recheck = scheduler.get_job(RECHECK_JOB)
+    tick = recheck_tick(ctx)
+    if recheck is not None and recheck.trigger.interval != tick:
+        recheck.reschedule(IntervalTrigger(seconds=tick.total_seconds()))
+    return changes
+
+
+@dataclass
+class FeedJobChanges:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
 
 
 def first_poll(now: datetime, next_poll_at: datetime | None, interval: timedelta) -> datetime:
@@ -82,6 +157,24 @@ async def _poll_then_check_new(ctx: Context, scheduler: AsyncIOScheduler, feed: 
     outcome = await poll_feed(ctx, feed)
     if outcome.new_articles:
         # New articles are due at once: run the re-check job now instead of at its next tick.
-        job = scheduler.get_job(RECHECK_JOB)
-        if job is not None:
-            job.modify(next_run_time=ctx.clock())
+        _run_soon(ctx, scheduler, RECHECK_JOB)
+
+
+async def _check_due_then_send(ctx: Context, scheduler: AsyncIOScheduler, batch: int) -> None:
+    outcomes = await check_due(ctx, batch=batch)
+    if any(outcome.alerts for outcome in outcomes):
+        _run_soon(ctx, scheduler, OUTBOX_JOB)
+
+
+async def _send_alerts(ctx: Context) -> None:
+    # A backlog is worked through round after round, for a bounded time so that a stop
+    # request (which waits for running jobs) is not held up by thousands of sends.
+    deadline = time.monotonic() + OUTBOX_EVERY.total_seconds() * 3
+    while (await dispatch(ctx)).full_batches and time.monotonic() < deadline:
+        pass
+
+
+def _run_soon(ctx: Context, scheduler: AsyncIOScheduler, job_id: str) -> None:
+    job = scheduler.get_job(job_id)
+    if job is not None:
+        job.modify(next_run_time=ctx.clock())

@@ -14,7 +14,7 @@ from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, UniqueConst
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -57,6 +57,8 @@ class FeedRow(SQLModel, table=True):
     error_streak: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     entries_seen: int = 0
+    # Set when the feed answered 410 Gone: it is not polled again until its URL changes.
+    disabled_at: datetime | None = _when()
 
 
 class ArticleRow(SQLModel, table=True):
@@ -120,15 +122,66 @@ class AlertRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     rule: str
-    event: str  # new | changed
-    article_id: int = Field(foreign_key="article.id", index=True)
-    version_id: int = Field(foreign_key="version.id")
+    event: str  # new | changed | unhealthy | recovered (feed health, rule HEALTH_RULE)
+    # None for feed-health alerts, which belong to a feed, not to an article's version.
+    article_id: int | None = Field(default=None, foreign_key="article.id", index=True)
+    version_id: int | None = Field(default=None, foreign_key="version.id")
     feed: str = ""
     matched: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
     detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON excerpts
     created_at: datetime = Field(sa_type=UTCTimestamp)
-    delivery_state: str = Field(default="pending", index=True)
-    delivered_at: datetime | None = _when()
+    # new: not yet routed to notifiers; routed: one delivery row per notifier exists.
+    delivery_state: str = Field(default="new", index=True)
+    delivered_at: datetime | None = _when()  # when the last of its deliveries was sent
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The outbox: one row per (alert, notifier), with its own state and retry schedule."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "notifier", name="uq_delivery_alert_notifier"),
+        Index("ix_delivery_due", "state", "next_try_at"),
+        Index("ix_delivery_notifier", "notifier", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(foreign_key="alert.id", index=True)
+    notifier: str
+    state: str = "pending"  # pending | retrying | sent | gave_up
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UTCTimestamp)
+    next_try_at: datetime | None = _when()
+    last_try_at: datetime | None = _when()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    sent_at: datetime | None = _when()
+    # JSON list of the notifier's services (target keys) that already took this alert: a
+    # retry goes only to the others, so a working service never gets it twice.
+    done_targets: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+
+
+class FeedHealthRow(SQLModel, table=True):
+    """A feed problem that has been alerted and not yet healed: present while it lasts, so
+    each problem raises one "unhealthy" alert and one "recovered" alert, never one per poll."""
+
+    __tablename__ = "feed_health"
+
+    feed: str = Field(primary_key=True)
+    problem: str = Field(primary_key=True)  # errors | stale | checks
+    since: datetime = Field(sa_type=UTCTimestamp)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class SentMessageRow(SQLModel, table=True):
+    """Each message handed to a notifier: what rate limits count."""
+
+    __tablename__ = "sent_message"
+    __table_args__ = (Index("ix_sent_message_notifier_time", "notifier", "sent_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notifier: str
+    sent_at: datetime = Field(sa_type=UTCTimestamp)
+    alerts: int = 1
 
 
 class SiteLineRow(SQLModel, table=True):

@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, bindparam, event, func, or_, update
@@ -28,27 +28,29 @@ from watcher.errors import StoreError
 from watcher.feeds import FeedEntry
 from watcher.migrations import migrate
 from watcher.records import (
-    AlertRecord,
     ArticleState,
     CheckRecord,
     DigestSet,
     FeedState,
     PollRecord,
     VersionRecord,
+    from_row,
     key_digest,
 )
 from watcher.schema import (
     AlertRow,
     ArticleFeedRow,
     ArticleRow,
+    DeliveryRow,
     FeedRow,
     MetaRow,
+    SentMessageRow,
     SiteLineRow,
     VersionRow,
 )
+from watcher.store_alerts import AlertQueries, chunks
 
 log = logging.getLogger(__name__)
-R = TypeVar("R")
 
 # Core tables and prepared statements for the per-check hot path.
 _ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
@@ -188,7 +190,7 @@ def open_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
-class Store:
+class Store(AlertQueries):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, engine: Engine, label: str) -> None:
@@ -251,7 +253,9 @@ class Store:
                 if row is None:
                     session.add(FeedRow(name=name, url=url))
                 elif row.url != url:
+                    # A new URL is a new start: no cache keys, no error streak, not disabled.
                     row.url, row.etag, row.last_modified = url, None, None
+                    row.error_streak, row.disabled_at = 0, None
                     session.add(row)
             session.commit()
 
@@ -278,8 +282,12 @@ class Store:
     def record_poll(self, name: str, poll: PollRecord) -> None:
         with self._session() as session:
             row = session.exec(select(FeedRow).where(FeedRow.name == name)).one()
-            row.last_polled_at = poll.polled_at
             row.next_poll_at = poll.next_poll_at
+            if poll.skipped:
+                session.add(row)
+                session.commit()
+                return
+            row.last_polled_at = poll.polled_at
             row.last_status = poll.status
             if poll.error is None:
                 row.last_success_at = poll.polled_at
@@ -290,6 +298,8 @@ class Store:
             else:
                 row.error_streak += 1
                 row.last_error = poll.error
+                if poll.disable:
+                    row.disabled_at = poll.polled_at
             session.add(row)
             session.commit()
 
@@ -472,24 +482,23 @@ class Store:
             # Keep the cache exact instead of reloading it for every new article of the host.
             self._furniture[host] = (cached[0], DigestSet(cached[1].digests | crossed))
 
-    # ----------------------------------------------------------------- alerts
-
-    def alerts(
-        self, *, since: datetime | None = None, limit: int | None = None
-    ) -> list[AlertRecord]:
-        with self._session() as session:
-            query = (
-                select(AlertRow, ArticleRow.url, VersionRow.number, VersionRow.title)
-                .join(ArticleRow, col(ArticleRow.id) == col(AlertRow.article_id))
-                .join(VersionRow, col(VersionRow.id) == col(AlertRow.version_id))
-                .order_by(col(AlertRow.created_at), col(AlertRow.id))
-            )
-            if since is not None:
-                query = query.where(col(AlertRow.created_at) >= since)
-            rows = session.exec(query).all()
-            if limit is not None:
-                rows = rows[-limit:]
-            return [_alert(row, url, number, title) for row, url, number, title in rows]
+    def prune(
+        self, *, retired_before: datetime | None, messages_before: datetime
+    ) -> dict[str, int]:
+        """Delete articles retired (last checked) before ``retired_before`` with everything
+        they own, unless one of their alerts still waits to be delivered; and the record of
+        messages sent before ``messages_before`` (rate limits no longer look that far)."""
+        deleted = {"articles": 0, "sent_messages": 0}
+        with self._transaction() as connection:
+            if retired_before is not None:
+                doomed = _prunable_articles(connection, retired_before)
+                for chunk in chunks(doomed, 500):
+                    _delete_articles(connection, chunk)
+                deleted["articles"] = len(doomed)
+            sent = SentMessageRow.__table__  # type: ignore[attr-defined]
+            result = connection.execute(sent.delete().where(sent.c.sent_at < messages_before))
+            deleted["sent_messages"] = result.rowcount or 0
+        return deleted
 
     def counts(self) -> dict[str, int]:
         with self._session() as session:
@@ -503,8 +512,69 @@ class Store:
                 )
             }
 
+    def feed_totals(self) -> dict[str, dict[str, int]]:
+        """Per feed name: its articles by status (tracking, retired), their versions and the
+        alerts recorded for it. An article in two feeds counts in both."""
+        totals: dict[str, dict[str, int]] = {}
+
+        def add(name: str, key: str, count: int) -> None:
+            empty = {"tracking": 0, "retired": 0, "versions": 0, "alerts": 0}
+            totals.setdefault(name, empty)[key] = int(count)
+
+        in_feed = _FEED.join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
+        with self._transaction() as connection:
+            for name, status, count in connection.execute(
+                select(_FEED.c.name, _ARTICLE.c.status, func.count())
+                .select_from(in_feed.join(_ARTICLE, _ARTICLE.c.id == _ARTICLE_FEED.c.article_id))
+                .group_by(_FEED.c.name, _ARTICLE.c.status)
+            ):
+                add(name, status, count)
+            for name, count in connection.execute(
+                select(_FEED.c.name, func.count())
+                .select_from(
+                    in_feed.join(_VERSION, _VERSION.c.article_id == _ARTICLE_FEED.c.article_id)
+                )
+                .group_by(_FEED.c.name)
+            ):
+                add(name, "versions", count)
+            for name, count in connection.execute(
+                select(_ALERT.c.feed, func.count()).group_by(_ALERT.c.feed)
+            ):
+                add(name, "alerts", count)
+        return totals
+
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _prunable_articles(connection: Connection, retired_before: datetime) -> list[int]:
+    delivery = DeliveryRow.__table__  # type: ignore[attr-defined]
+    waiting = (
+        select(_ALERT.c.article_id)
+        .select_from(_ALERT.outerjoin(delivery, delivery.c.alert_id == _ALERT.c.id))
+        .where(
+            or_(
+                _ALERT.c.delivery_state == "new",
+                delivery.c.state.in_(("pending", "retrying")),
+            )
+        )
+    )
+    query = select(_ARTICLE.c.id).where(
+        _ARTICLE.c.status == "retired",
+        _ARTICLE.c.last_checked < retired_before,
+        _ARTICLE.c.id.not_in(waiting),
+    )
+    return [int(i) for i in connection.execute(query).scalars()]
+
+
+def _delete_articles(connection: Connection, ids: list[int]) -> None:
+    """Children first: deliveries, alerts, versions, feed links, then the articles."""
+    delivery = DeliveryRow.__table__  # type: ignore[attr-defined]
+    alerts = select(_ALERT.c.id).where(_ALERT.c.article_id.in_(ids))
+    connection.execute(delivery.delete().where(delivery.c.alert_id.in_(alerts)))
+    for table in (_ALERT, _VERSION, _ARTICLE_FEED):
+        connection.execute(table.delete().where(table.c.article_id.in_(ids)))
+    connection.execute(_ARTICLE.delete().where(_ARTICLE.c.id.in_(ids)))
 
 
 def _probe_write(engine: Engine) -> None:
@@ -594,7 +664,7 @@ def _insert_version(connection: Connection, article_id: int, check: CheckRecord)
                     "matched": json.dumps(list(alert.matched)),
                     "detail": json.dumps(alert.detail),
                     "created_at": check.checked_at,
-                    "delivery_state": "pending",
+                    "delivery_state": "new",
                 }
                 for alert in check.alerts
             ],
@@ -606,18 +676,12 @@ def _feed_names(connection: Connection, article_id: int | None) -> tuple[str, ..
     return tuple(connection.execute(_FEED_NAMES, {"id": article_id}).scalars())
 
 
-def _from_row(kind: type[R], row: Mapping[Any, Any], **extra: Any) -> R:
-    """A record dataclass from a row mapping whose column names match its fields."""
-    fields = kind.__dataclass_fields__  # type: ignore[attr-defined]
-    return kind(**{name: row[name] for name in fields if name not in extra}, **extra)
-
-
 def _feed_state(row: FeedRow, articles: int) -> FeedState:
-    return _from_row(FeedState, row.model_dump(), articles=articles)
+    return from_row(FeedState, row.model_dump(), articles=articles)
 
 
 def _article_state(row: Mapping[Any, Any], feeds: tuple[str, ...]) -> ArticleState:
-    return _from_row(ArticleState, row, feeds=feeds)
+    return from_row(ArticleState, row, feeds=feeds)
 
 
 def _version(row: VersionRow) -> VersionRecord:
@@ -625,10 +689,4 @@ def _version(row: VersionRow) -> VersionRecord:
 
 
 def _version_record(row: Mapping[Any, Any]) -> VersionRecord:
-    return _from_row(VersionRecord, row)
-
-
-def _alert(row: AlertRow, url: str, number: int, title: str) -> AlertRecord:
-    fields = row.model_dump()
-    fields.update(matched=tuple(json.loads(row.matched)), detail=json.loads(row.detail))
-    return _from_row(AlertRecord, fields, url=url, title=title, version=number)
+    return from_row(VersionRecord, row)

@@ -1,4 +1,4 @@
-"""The verbs: ``poll_feed``, ``check_article`` and a whole ``run_pass``.
+"""The verbs: ``poll_feed``, ``check_article``, ``dispatch`` and a whole ``run_pass``.
 
 This is the only module that knows the pipeline order (fetch → extract → normalise → compare
 → store → diff → rules → alert rows). Task functions take a :class:`Context` and ids or names,
@@ -10,22 +10,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
+from watcher import metrics
 from watcher.clock import utc_now
 from watcher.config import Config, FeedSettings, RecheckStep
-from watcher.errors import ExtractError, FeedError, FetchError, StoreError, WatcherError
+from watcher.errors import (
+    ConfigError,
+    ExtractError,
+    FeedError,
+    FetchError,
+    StoreError,
+    WatcherError,
+)
 from watcher.extract import extract_article, fragment_to_text
 from watcher.feeds import parse_feed
-from watcher.fetch import Fetcher, FetchLimits, URLCheck
+from watcher.fetch import Fetcher, FetchLimits, StatusError, URLCheck
+from watcher.health import current_problems
 from watcher.judge import Judgement, Page, judge
 from watcher.netguard import url_guard
-from watcher.records import ArticleState, CheckRecord, PollRecord
+from watcher.outbox import DispatchSummary, Outbox
+from watcher.records import ArticleState, CheckRecord, FeedState, PollRecord
 from watcher.rules import Rule, compile_rules
 from watcher.store import Store
 
@@ -33,6 +44,12 @@ log = logging.getLogger(__name__)
 
 # How many recent versions a new text is compared with (reverts and A/B flip-flops).
 RECENT_VERSIONS = 10
+# A failing feed waits twice as long after each failure in a row, at most this long.
+MAX_POLL_BACKOFF = timedelta(hours=6)
+# Retry-After is honoured up to this; a server asking for a month is not taken literally.
+MAX_RETRY_AFTER = timedelta(days=1)
+# The record of sent messages is what rate limits count: kept longer than any period.
+SENT_LOG_KEPT = timedelta(days=32)
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -47,22 +64,47 @@ class Context:
     store: Store
     fetcher: Fetcher
     rules: tuple[Rule, ...]
+    outbox: Outbox
     clock: Callable[[], datetime] = utc_now
 
 
 @asynccontextmanager
-async def open_context(config: Config, store: Store | None = None) -> AsyncIterator[Context]:
+async def open_context(
+    config: Config, store: Store | None = None, clock: Callable[[], datetime] = utc_now
+) -> AsyncIterator[Context]:
     own_store = store is None
     store = store or Store.open(config.database_url())
     # No guard by default: feed URLs are the user's own. Article fetches pass theirs.
     fetcher = Fetcher(fetch_limits(config))
     try:
+        outbox = Outbox.build(config, store, clock)
         store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
-        yield Context(config, store, fetcher, compile_rules(config.rules))
+        yield Context(config, store, fetcher, compile_rules(config.rules), outbox, clock)
     finally:
         await fetcher.aclose()
         if own_store:
             store.close()
+
+
+def reconfigure(ctx: Context, config: Config) -> None:
+    """Swap a new config into a running context: feeds, rules, notifiers and templates.
+
+    Everything is built before anything is swapped, so a notifier or template that fails
+    raises ConfigError and leaves the context as it was. Fetch settings and the database
+    take effect at the next start (requests under way hold the current HTTP client).
+    """
+    outbox = Outbox.build(config, ctx.store, ctx.clock)
+    rules = compile_rules(config.rules)
+    if config.database_url() != ctx.config.database_url():
+        raise ConfigError(
+            "the database cannot change while running; restart watcher for that",
+            file=config.source,
+            key="database",
+        )
+    if fetch_limits(config) != fetch_limits(ctx.config):
+        log.warning("fetch settings changed: they take effect at the next restart")
+    ctx.store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
+    ctx.config, ctx.rules, ctx.outbox = config, rules, outbox
 
 
 def fetch_limits(config: Config) -> FetchLimits:
@@ -85,11 +127,12 @@ def fetch_limits(config: Config) -> FetchLimits:
 @dataclass(frozen=True)
 class PollOutcome:
     feed: str
-    status: str  # ok | not_modified | failed
+    status: str  # ok | not_modified | failed | skipped (backing off) | disabled (410 Gone)
     entries: int = 0
     new_articles: int = 0
     error: str | None = None
     warning: str | None = None
+    http_status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +150,8 @@ class CheckOutcome:
 class PassSummary:
     polls: list[PollOutcome] = field(default_factory=list)
     checks: list[CheckOutcome] = field(default_factory=list)
+    delivery: DispatchSummary = field(default_factory=DispatchSummary)
+    health: list[str] = field(default_factory=list)  # feed problems that started or healed
 
     @property
     def feeds_polled(self) -> int:
@@ -127,11 +172,30 @@ class PassSummary:
 
 
 async def poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
-    """Fetch one feed (conditional GET), parse it and track every entry as an article."""
+    """Poll one feed (see :func:`_poll_feed`), timed and counted for the metrics."""
+    started = time.perf_counter()
+    outcome = await _poll_feed(ctx, feed_name)
+    elapsed = time.perf_counter() - started
+    metrics.poll_done(feed_name, outcome.status, elapsed, outcome.http_status)
+    return outcome
+
+
+async def _poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
+    """Fetch one feed (conditional GET), parse it and track every entry as an article.
+
+    Polite: a feed that keeps failing is polled less and less often (see
+    :func:`poll_backoff`), a Retry-After is honoured, and a feed that answered 410 Gone is
+    not polled again until its URL changes in the config.
+    """
     feed = ctx.config.feed(feed_name)
     state = ctx.store.feed_state(feed_name)
     now = ctx.clock()
-    next_poll = now + ctx.config.settings_for(feed).interval
+    interval = ctx.config.settings_for(feed).interval
+    if state.disabled_at is not None:
+        return PollOutcome(feed_name, "disabled", error=state.last_error)
+    if _backing_off(state, now, interval):
+        return PollOutcome(feed_name, "skipped")
+    result = None
     try:
         result = await ctx.fetcher.fetch(
             feed.url, etag=state.etag, last_modified=state.last_modified
@@ -140,17 +204,21 @@ async def poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
             ctx.store.record_poll(
                 feed_name,
                 PollRecord(
-                    now, next_poll, status=304, etag=result.etag, last_modified=result.last_modified
+                    now,
+                    now + interval,
+                    status=304,
+                    etag=result.etag,
+                    last_modified=result.last_modified,
                 ),
             )
-            return PollOutcome(feed_name, "not_modified")
+            return PollOutcome(feed_name, "not_modified", http_status=304)
         parsed = parse_feed(result.content, url=feed.url, headers=result.headers)
     except (FetchError, FeedError) as exc:
-        log.warning("feed %s: %s", feed_name, exc)
         # A feed that does not parse still answered: keep its HTTP status on the row.
-        status = exc.status if isinstance(exc, FetchError) else result.status
-        ctx.store.record_poll(feed_name, PollRecord(now, next_poll, status=status, error=str(exc)))
-        return PollOutcome(feed_name, "failed", error=str(exc))
+        status = exc.status if isinstance(exc, FetchError) else None
+        if result is not None and status is None:
+            status = result.status
+        return _poll_failed(ctx, state, exc, status, now, interval)
     if parsed.warning:
         log.warning("feed %s: malformed, used what could be read: %s", feed_name, parsed.warning)
     new = ctx.store.add_entries(feed_name, parsed.entries, now)
@@ -158,7 +226,7 @@ async def poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
         feed_name,
         PollRecord(
             now,
-            next_poll,
+            now + interval,
             status=result.status,
             etag=result.etag,
             last_modified=result.last_modified,
@@ -166,11 +234,88 @@ async def poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
             entries=len(parsed.entries),
         ),
     )
+    if state.error_streak:
+        log.info("feed %s: recovered after %d failed polls", feed_name, state.error_streak)
     log.info("feed %s: %d entries, %d new articles", feed_name, len(parsed.entries), new)
-    return PollOutcome(feed_name, "ok", len(parsed.entries), new, warning=parsed.warning)
+    return PollOutcome(
+        feed_name,
+        "ok",
+        len(parsed.entries),
+        new,
+        warning=parsed.warning,
+        http_status=result.status,
+    )
+
+
+def _backing_off(state: FeedState, now: datetime, interval: timedelta) -> bool:
+    """A failing feed's next poll is further away than its job's interval: skip the runs in
+    between (with some slack for the job's jitter)."""
+    if not state.error_streak or state.next_poll_at is None:
+        return False
+    return state.next_poll_at - now > interval / 5
+
+
+def _poll_failed(
+    ctx: Context,
+    state: FeedState,
+    exc: FetchError | FeedError,
+    status: int | None,
+    now: datetime,
+    interval: timedelta,
+) -> PollOutcome:
+    streak = state.error_streak + 1
+    wait = poll_backoff(interval, streak)
+    retry_after = exc.retry_after if isinstance(exc, StatusError) else None
+    if retry_after is not None:  # the server said when: not before that (within reason)
+        wait = max(wait, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
+    gone = status == 410
+    if gone:
+        log.error(
+            "feed %s: %s: the feed is gone and will not be polled again; change its URL in the "
+            "config to try again, or remove it",
+            state.name,
+            exc,
+        )
+    else:
+        log.warning(
+            "feed %s: %s (%d failed polls in a row; next try in %s)",
+            state.name,
+            exc,
+            streak,
+            _short_duration(wait),
+        )
+    error = f"{exc} (feed disabled: 410 Gone)" if gone else str(exc)
+    record = PollRecord(now, now + wait, status=status, error=error, disable=gone)
+    ctx.store.record_poll(state.name, record)
+    status_name = "disabled" if gone else "failed"
+    return PollOutcome(state.name, status_name, error=error, http_status=status)
+
+
+def poll_backoff(interval: timedelta, streak: int) -> timedelta:
+    """The wait after ``streak`` failed polls in a row: the interval, doubling with each
+    failure after the first, never more than MAX_POLL_BACKOFF."""
+    doubled = interval * (1 << min(streak - 1, 20))
+    return min(doubled, max(interval, MAX_POLL_BACKOFF))
+
+
+def _short_duration(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 async def check_article(ctx: Context, article_id: int) -> CheckOutcome:
+    """Check one article (see :func:`_check_article`), timed and counted for the metrics."""
+    started = time.perf_counter()
+    outcome = await _check_article(ctx, article_id)
+    metrics.check_done(outcome.status, time.perf_counter() - started, outcome.alerts)
+    return outcome
+
+
+async def _check_article(ctx: Context, article_id: int) -> CheckOutcome:
     """Fetch, extract and compare one article; store a version and its alerts if it changed."""
     article = ctx.store.article(article_id)
     settings = article_settings(ctx.config, article.feeds)
@@ -357,7 +502,51 @@ async def run_pass(
     )
     due = ctx.store.due_article_ids(ctx.clock(), feeds=feeds, everything=recheck_all)
     summary.checks = await check_articles(ctx, due, progress)
+    summary.health = await check_health(ctx)
+    summary.delivery = await ctx.outbox.drain()
     return summary
+
+
+async def prune(ctx: Context) -> dict[str, int]:
+    """Delete what ``keep_versions_for`` no longer keeps (retired articles, with their versions
+    and alerts) and the sent-message log past any rate limit's period; idempotent."""
+    now = ctx.clock()
+    keep = ctx.config.keep_versions_for
+    deleted = ctx.store.prune(
+        retired_before=now - keep if keep is not None else None,
+        messages_before=now - SENT_LOG_KEPT,
+    )
+    if any(deleted.values()):
+        log.info(
+            "prune: %d retired articles and %d sent-message records deleted",
+            deleted["articles"],
+            deleted["sent_messages"],
+        )
+    return deleted
+
+
+async def check_health(ctx: Context) -> list[str]:
+    """Raise an alert for each feed problem that starts and for each that heals (see
+    :mod:`watcher.health`); returns a line per change. Idempotent: a problem already
+    alerted is not alerted again."""
+    now = ctx.clock()
+    facts = ctx.store.health_facts(now - ctx.config.health.window)
+    current = {(p.feed, p.problem): p for p in current_problems(ctx.config, facts, now)}
+    known = {(p.feed, p.problem): p for p in ctx.store.health_problems()}
+    raised = [p for key, p in current.items() if key not in known]
+    healed = [p for key, p in known.items() if key not in current]
+    urls = {fact.feed: fact.url for fact in facts}
+    ctx.store.record_health(raised, healed, now, urls)
+    changes = [f"feed {p.feed} unhealthy: {p.reason}" for p in raised]
+    changes += [f"feed {p.feed} recovered ({p.problem}: {p.reason})" for p in healed]
+    for change in changes:
+        (log.warning if "unhealthy" in change else log.info)("%s", ctx.config.mask(change))
+    return changes
+
+
+async def dispatch(ctx: Context) -> DispatchSummary:
+    """Route new alerts and send what is due (one round; see :mod:`watcher.outbox`)."""
+    return await ctx.outbox.dispatch()
 
 
 async def check_due(ctx: Context, *, batch: int) -> list[CheckOutcome]:

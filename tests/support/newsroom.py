@@ -4,6 +4,7 @@ and comment counters, a rotating "most read" box, related links, newsletter and 
 lines, ad slots with random ids and a copyright year — all of which change on every request.
 
 Tests edit the stories (``newsroom.edit(slug, ...)``); only those edits must ever show up.
+The pages are rendered by :func:`watcher.demo.render_page`, as ``watcher demo``'s are.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import json
 import random
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from support.server import LoopbackServer, Reply, Request
+from watcher.demo import render_page
 
 _SENTENCES = [
     "Officials in the region said the talks had entered a delicate phase after weeks of "
@@ -35,17 +37,6 @@ _SENTENCES = [
     "exposed to renewed shelling and air strikes.",
     "Local journalists reported that roads leading out of the city had been reopened on "
     "Tuesday morning for the first time in a month.",
-]
-
-_OTHER_HEADLINES = [
-    "Central bank holds rates steady as inflation cools",
-    "Storm leaves thousands without power along the coast",
-    "Football club names new manager after losing streak",
-    "Parliament debates new budget amid protests",
-    "Scientists report record heat in the northern ocean",
-    "Rail strike called off after overnight talks",
-    "Museum returns looted artefacts to their owners",
-    "Election commission publishes final turnout figures",
 ]
 
 
@@ -170,33 +161,4 @@ class Newsroom:
         )
 
     def _render(self, title: str, paragraphs: list[str]) -> str:
-        rng = self.rng
-        ad = f"ad-{rng.getrandbits(40):x}"
-        now = datetime(2026, 11, 20, 8, 0, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400))
-        most_read = "".join(
-            f'<li><a href="/news/other-{rng.randrange(999)}.html">{h}</a></li>'
-            for h in rng.sample(_OTHER_HEADLINES, 4)
-        )
-        body = "\n".join(f"<p>{html.escape(p)}</p>" for p in paragraphs)
-        return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} | Loopback News</title>
-<meta property="og:title" content="{html.escape(title)}">
-<script>window.__ads={{slot:"{ad}",ts:{rng.randrange(10**9)}}}</script></head>
-<body class="v{rng.randrange(9)}">
-<header><nav><a href="/">Home</a> <a href="/world">World</a> <a href="/business">Business</a>
-<a href="/sport">Sport</a> <span class="clock">{now:%H:%M:%S} GMT</span></nav></header>
-<div id="{ad}" class="ad-slot" data-ad="{ad}">Advertisement</div>
-<main><article>
-<h1>{html.escape(title)}</h1>
-<p class="byline">By Staff Reporter · Updated {rng.randrange(1, 59)} minutes ago ·
-{rng.randrange(100, 99999):,} views · {rng.randrange(0, 500)} comments</p>
-{body}
-<p class="newsletter">Sign up for our morning newsletter to get the top stories in your inbox.</p>
-</article>
-<aside><h2>Most read</h2><ol>{most_read}</ol></aside>
-<aside><h2>Related</h2><ul>{most_read}</ul></aside>
-<section class="comments"><p>Comments are moderated. Please read our community guidelines
-before posting.</p></section></main>
-<footer><p>© {2020 + rng.randrange(7)} Loopback News Ltd. All rights reserved.</p>
-<p>Page generated in {rng.randrange(5, 900)} ms by node-{rng.randrange(64)}</p></footer>
-</body></html>"""
+        return render_page(title, paragraphs, self.rng)

@@ -96,13 +96,14 @@ class Closing:
 
 
 class LoopbackServer(Closing):
-    """A threading HTTP server on 127.0.0.1 with an ephemeral port, started on construction."""
+    """A threading HTTP server on 127.0.0.1, started on construction: on an ephemeral port, or
+    on ``port`` (to come back where a stopped server was)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._lock = threading.Lock()
         self._routes: dict[str, Handler] = {}
         self._log: list[Request] = []
-        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler_class(self))
+        self._httpd = _QuietServer(("127.0.0.1", port), _make_handler_class(self))
         host, port = self._httpd.server_address[:2]
         self.base_url = f"http://{host!s}:{port}"
         # A short poll interval keeps close() (which waits for the next poll) fast.

@@ -1,0 +1,430 @@
+"""The alert and outbox queries of :class:`watcher.store.Store` (a mixin, for module size).
+
+The alert row is the outbox entry: the dispatcher routes each new alert to its notifiers (one
+``delivery`` row per notifier, in one transaction with the alert's ``routed`` mark), then
+sends and records each delivery's fate. Rows never leave this module either: callers get
+the dataclasses of :mod:`watcher.records`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, func, update
+from sqlmodel import Session, col, select
+
+from watcher.config import HEALTH_RULE
+from watcher.records import (
+    AlertRecord,
+    DeliveryOutcome,
+    DeliveryStatus,
+    FeedHealthFacts,
+    HealthProblem,
+    PendingDelivery,
+    from_row,
+)
+from watcher.schema import (
+    AlertRow,
+    ArticleFeedRow,
+    ArticleRow,
+    DeliveryRow,
+    FeedHealthRow,
+    FeedRow,
+    SentMessageRow,
+    VersionRow,
+)
+
+_DELIVERY = DeliveryRow.__table__  # type: ignore[attr-defined]
+_ALERT = AlertRow.__table__  # type: ignore[attr-defined]
+_ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
+_ARTICLE_FEED = ArticleFeedRow.__table__  # type: ignore[attr-defined]
+_FEED = FeedRow.__table__  # type: ignore[attr-defined]
+_WAITING = ("pending", "retrying")
+_WRITE_OUTCOME = (
+    update(_DELIVERY)
+    .where(_DELIVERY.c.id == bindparam("i"))
+    .values(
+        state=bindparam("state"),
+        attempts=bindparam("attempts"),
+        last_try_at=bindparam("tried"),
+        next_try_at=bindparam("next"),
+        last_error=bindparam("error"),
+        sent_at=bindparam("sent"),
+        done_targets=bindparam("done"),
+    )
+)
+
+_INSERT_SENT = SentMessageRow.__table__.insert()  # type: ignore[attr-defined]
+
+
+def _mark_delivered_statement() -> Any:
+    """Stamp ``delivered_at`` on the alerts of the deliveries ``:ids`` whose every delivery is
+    now sent. Built once: compiling it costs more than running it, once per message."""
+    alert_ids = select(_DELIVERY.c.alert_id).where(
+        _DELIVERY.c.id.in_(bindparam("ids", expanding=True))
+    )
+    unsent = select(_DELIVERY.c.id).where(
+        _DELIVERY.c.alert_id == _ALERT.c.id, _DELIVERY.c.state != "sent"
+    )
+    latest = (
+        select(func.max(_DELIVERY.c.sent_at))
+        .where(_DELIVERY.c.alert_id == _ALERT.c.id)
+        .scalar_subquery()
+    )
+    return (
+        update(_ALERT)
+        .where(_ALERT.c.id.in_(alert_ids), ~unsent.exists())
+        .values(delivered_at=latest)
+    )
+
+
+_MARK_DELIVERED = _mark_delivered_statement()
+
+Route = Callable[[str], Sequence[str]]  # rule name → notifier names
+
+
+class AlertQueries:
+    """Alerts and their deliveries. Mixed into Store, which supplies the sessions."""
+
+    label: str
+
+    def _session(self) -> AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- reading
+
+    def alerts(
+        self, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[AlertRecord]:
+        """Alerts oldest first, each with its deliveries."""
+        with self._session() as session:
+            query = _alert_query().order_by(col(AlertRow.created_at), col(AlertRow.id))
+            if since is not None:
+                query = query.where(col(AlertRow.created_at) >= since)
+            rows = session.exec(query).all()
+            if limit is not None:
+                rows = rows[-limit:]
+            statuses = _statuses(session, [row.id for row, *_ in rows if row.id is not None])
+            return [
+                _alert(row, url, number, title, statuses.get(row.id or 0, ()))
+                for row, url, number, title in rows
+            ]
+
+    def outbox_backlog(self) -> dict[str, int]:
+        """Deliveries by state, plus alerts not yet routed (``new``)."""
+        with self._session() as session:
+            counts = dict(
+                session.exec(
+                    select(DeliveryRow.state, func.count()).group_by(col(DeliveryRow.state))
+                ).all()
+            )
+            new = session.exec(
+                select(func.count()).select_from(AlertRow).where(AlertRow.delivery_state == "new")
+            ).one()
+        return {"new": int(new), **{state: int(n) for state, n in counts.items()}}
+
+    # --------------------------------------------------------------- routing
+
+    def route_new_alerts(self, route: Route, now: datetime, *, limit: int = 1000) -> int:
+        """Give each new alert one delivery per notifier ``route`` names; returns how many
+        alerts were routed. One transaction: an alert is routed wholly or not at all."""
+        with self._transaction() as connection:
+            new = connection.execute(
+                select(_ALERT.c.id, _ALERT.c.rule, _ALERT.c.created_at)
+                .where(_ALERT.c.delivery_state == "new")
+                .order_by(_ALERT.c.id)
+                .limit(limit)
+            ).all()
+            rows = [
+                {
+                    "alert_id": alert_id,
+                    "notifier": notifier,
+                    "state": "pending",
+                    "attempts": 0,
+                    "created_at": created_at,
+                    "next_try_at": now,
+                    "done_targets": "[]",
+                }
+                for alert_id, rule, created_at in new
+                for notifier in dict.fromkeys(route(rule))
+            ]
+            if rows:
+                connection.execute(_DELIVERY.insert(), rows)
+            if new:
+                connection.execute(
+                    update(_ALERT)
+                    .where(_ALERT.c.id.in_([alert_id for alert_id, _, _ in new]))
+                    .values(delivery_state="routed")
+                )
+        return len(new)
+
+    # ------------------------------------------------------------- the outbox
+
+    def due_notifiers(self, now: datetime) -> list[str]:
+        """Notifiers with at least one delivery due now."""
+        with self._transaction() as connection:
+            return list(
+                connection.execute(
+                    select(_DELIVERY.c.notifier)
+                    .where(_DELIVERY.c.state.in_(_WAITING), _DELIVERY.c.next_try_at <= now)
+                    .distinct()
+                    .order_by(_DELIVERY.c.notifier)
+                ).scalars()
+            )
+
+    def waiting_deliveries(
+        self, notifier: str, *, due_by: datetime | None, limit: int
+    ) -> list[PendingDelivery]:
+        """A notifier's waiting deliveries, oldest first: only those due by ``due_by``, or
+        all of them (a digest takes everything waiting) when it is None."""
+        with self._session() as session:
+            query = (
+                _alert_query(DeliveryRow)
+                .join(DeliveryRow, col(DeliveryRow.alert_id) == col(AlertRow.id))
+                .where(DeliveryRow.notifier == notifier, col(DeliveryRow.state).in_(_WAITING))
+                .order_by(col(DeliveryRow.created_at), col(DeliveryRow.id))
+                .limit(limit)
+            )
+            if due_by is not None:
+                query = query.where(col(DeliveryRow.next_try_at) <= due_by)
+            return [
+                _pending(delivery, _alert(alert, url, number, title, ()))
+                for alert, url, number, title, delivery in session.exec(query).all()
+            ]
+
+    def defer_deliveries(self, ids: Collection[int], until: datetime) -> None:
+        """Hold deliveries until ``until`` (a digest window or a rate limit), no attempt spent."""
+        if ids:
+            with self._transaction() as connection:
+                connection.execute(
+                    update(_DELIVERY).where(_DELIVERY.c.id.in_(list(ids))).values(next_try_at=until)
+                )
+
+    def record_deliveries(
+        self, notifier: str, outcomes: Sequence[DeliveryOutcome], *, sent_at: datetime | None
+    ) -> None:
+        """Write what one message did, in one transaction; ``sent_at`` when any service took
+        it (that is what a rate limit counts)."""
+        if not outcomes:
+            return
+        with self._transaction() as connection:
+            connection.execute(_WRITE_OUTCOME, [_outcome_params(o) for o in outcomes])
+            if sent_at is not None:
+                values = {"notifier": notifier, "sent_at": sent_at, "alerts": len(outcomes)}
+                connection.execute(_INSERT_SENT, values)
+            sent_ids = [o.id for o in outcomes if o.state == "sent"]
+            if sent_ids:
+                connection.execute(_MARK_DELIVERED, {"ids": sent_ids})
+
+    def messages_sent_since(self, notifier: str, since: datetime) -> list[datetime]:
+        """When the notifier's messages since ``since`` were sent, oldest first."""
+        with self._session() as session:
+            return list(
+                session.exec(
+                    select(SentMessageRow.sent_at)
+                    .where(SentMessageRow.notifier == notifier, SentMessageRow.sent_at > since)
+                    .order_by(col(SentMessageRow.sent_at))
+                ).all()
+            )
+
+    # ----------------------------------------------------------- feed health
+
+    def health_facts(self, checked_since: datetime) -> list[FeedHealthFacts]:
+        """Per feed: its poll errors, its newest article, and how its articles' checks since
+        ``checked_since`` went."""
+        with self._transaction() as connection:
+            newest = dict(
+                connection.execute(
+                    select(_ARTICLE_FEED.c.feed_id, func.max(_ARTICLE_FEED.c.first_seen)).group_by(
+                        _ARTICLE_FEED.c.feed_id
+                    )
+                ).all()
+            )
+            checks = {
+                feed_id: (int(checked), int(failing or 0))
+                for feed_id, checked, failing in connection.execute(_checks_since(checked_since))
+            }
+            feeds = connection.execute(select(_FEED)).mappings().all()
+        return [
+            _health_facts(row, newest.get(row["id"]), checks.get(row["id"], (0, 0)))
+            for row in feeds
+        ]
+
+    def health_problems(self) -> list[HealthProblem]:
+        """The problems alerted and not yet healed."""
+        with self._session() as session:
+            rows = session.exec(select(FeedHealthRow).order_by(col(FeedHealthRow.feed))).all()
+            return [HealthProblem(row.feed, row.problem, row.reason) for row in rows]
+
+    def record_health(
+        self,
+        raised: Sequence[HealthProblem],
+        healed: Sequence[HealthProblem],
+        now: datetime,
+        feed_urls: dict[str, str],
+    ) -> None:
+        """Remember new problems and forget healed ones, each with its alert, in one
+        transaction: a problem is alerted once when it starts and once when it heals."""
+        if not raised and not healed:
+            return
+        health = FeedHealthRow.__table__  # type: ignore[attr-defined]
+        with self._transaction() as connection:
+            for problem in raised:
+                connection.execute(
+                    health.insert().values(
+                        feed=problem.feed, problem=problem.problem, since=now, reason=problem.reason
+                    )
+                )
+            for problem in healed:
+                connection.execute(
+                    health.delete().where(
+                        health.c.feed == problem.feed, health.c.problem == problem.problem
+                    )
+                )
+            rows = [
+                _health_alert(p, event, now, feed_urls.get(p.feed, ""))
+                for event, problems in (("unhealthy", raised), ("recovered", healed))
+                for p in problems
+            ]
+            connection.execute(_ALERT.insert(), rows)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _checks_since(since: datetime) -> Any:
+    failing = func.sum(case((_ARTICLE.c.failures > 0, 1), else_=0))
+    return (
+        select(_ARTICLE_FEED.c.feed_id, func.count(), failing)
+        .join(_ARTICLE, _ARTICLE.c.id == _ARTICLE_FEED.c.article_id)
+        .where(_ARTICLE.c.last_checked >= since)
+        .group_by(_ARTICLE_FEED.c.feed_id)
+    )
+
+
+def _health_facts(row: Any, newest: datetime | None, checks: tuple[int, int]) -> FeedHealthFacts:
+    return FeedHealthFacts(
+        feed=row["name"],
+        url=row["url"],
+        error_streak=row["error_streak"],
+        last_error=row["last_error"],
+        disabled=row["disabled_at"] is not None,
+        last_success_at=row["last_success_at"],
+        newest_article_at=newest,
+        checked=checks[0],
+        failing=checks[1],
+    )
+
+
+def _health_alert(problem: HealthProblem, event: str, now: datetime, url: str) -> dict[str, Any]:
+    state = "unhealthy" if event == "unhealthy" else "recovered"
+    detail = {
+        "problem": problem.problem,
+        "reason": problem.reason,
+        "url": url,
+        "title": f"Feed {problem.feed} {state}: {problem.reason}",
+    }
+    return {
+        "rule": HEALTH_RULE,
+        "event": event,
+        "feed": problem.feed,
+        "matched": "[]",
+        "detail": json.dumps(detail),
+        "created_at": now,
+        "delivery_state": "new",
+    }
+
+
+def _alert_query(*extra: Any) -> Any:
+    return (
+        select(AlertRow, ArticleRow.url, VersionRow.number, VersionRow.title, *extra)
+        .outerjoin(ArticleRow, col(ArticleRow.id) == col(AlertRow.article_id))
+        .outerjoin(VersionRow, col(VersionRow.id) == col(AlertRow.version_id))
+    )
+
+
+def _statuses(session: Session, alert_ids: list[int]) -> dict[int, tuple[DeliveryStatus, ...]]:
+    found: dict[int, list[DeliveryStatus]] = defaultdict(list)
+    for chunk in chunks(alert_ids, 500):
+        rows = session.exec(
+            select(DeliveryRow)
+            .where(col(DeliveryRow.alert_id).in_(chunk))
+            .order_by(col(DeliveryRow.notifier))
+        )
+        for row in rows:
+            found[row.alert_id].append(
+                DeliveryStatus(
+                    row.notifier,
+                    row.state,
+                    row.attempts,
+                    row.next_try_at,
+                    row.last_error,
+                    row.sent_at,
+                )
+            )
+    return {alert_id: tuple(statuses) for alert_id, statuses in found.items()}
+
+
+def chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    """Ids in slices small enough for one IN (...) list on every backend."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _outcome_params(outcome: DeliveryOutcome) -> dict[str, Any]:
+    return {
+        "i": outcome.id,
+        "state": outcome.state,
+        "attempts": outcome.attempts,
+        "tried": outcome.tried_at,
+        "next": outcome.next_try_at,
+        "error": outcome.last_error,
+        "sent": outcome.tried_at if outcome.state == "sent" else None,
+        "done": json.dumps(sorted(outcome.done_targets)),
+    }
+
+
+def _pending(row: DeliveryRow, alert: AlertRecord) -> PendingDelivery:
+    assert row.id is not None
+    return PendingDelivery(
+        id=row.id,
+        notifier=row.notifier,
+        state=row.state,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_try_at=row.next_try_at,
+        done_targets=frozenset(json.loads(row.done_targets)),
+        alert=alert,
+    )
+
+
+def _alert(
+    row: AlertRow,
+    url: str | None,
+    number: int | None,
+    title: str | None,
+    deliveries: tuple[DeliveryStatus, ...],
+) -> AlertRecord:
+    """An alert record; a feed-health alert has no article or version, and takes its link
+    and title from its detail."""
+    detail = json.loads(row.detail)
+    fields = row.model_dump()
+    fields.update(
+        matched=tuple(json.loads(row.matched)), detail=detail, article_id=row.article_id or 0
+    )
+    return from_row(
+        AlertRecord,
+        fields,
+        url=url if url is not None else detail.get("url", ""),
+        title=title if title is not None else detail.get("title", ""),
+        version=number or 0,
+        deliveries=deliveries,
+    )
