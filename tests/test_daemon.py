@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -125,3 +126,46 @@ feeds:
             if run == 1:  # every feed was polled less than a minute ago: none is due yet
                 assert feed_requests() == before
             assert stop(process) == 0
+
+
+def test_sigterm_in_the_middle_of_the_work_exits_0_and_leaves_a_consistent_database(
+    loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    room = Newsroom(loopback).attach()
+    for i in range(12):
+        room.add(make_story(f"story-{i}", f"Story number {i}", seed=i))
+    database = tmp_path / "watcher.db"
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        f"""
+database: "sqlite:///{database}"
+allow_private_networks: true
+defaults: {{interval: 1m, recheck: [{{until: 1h, every: 1m}}]}}
+fetch: {{concurrency: 2}}
+feeds: [{{name: loop, url: "{room.url("/rss.xml")}"}}]
+"""
+    )
+    log = tmp_path / "run.log"
+    with daemon(config, log) as process:
+        # Stop while the first articles are being fetched and stored, not before or after.
+        wait_for(lambda: "new, version 1" in log.read_text(), 30, "the first stored article")
+        assert stop(process) == 0, log.read_text()
+    assert "SIGTERM received" in log.read_text() and "Traceback" not in log.read_text()
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        stored = db.execute("SELECT count(*), count(DISTINCT article_id) FROM version").fetchone()
+    assert stored[0] == stored[1] >= 1  # whole checks only: one version per article checked
+    assert stored[0] < 12  # the checks not yet started when SIGTERM came were left for later
+    # The next run finishes the work: every article once, nothing doubled.
+    log = tmp_path / "run-2.log"
+    with daemon(config, log) as process:
+        wait_for(lambda: "watching 1 feeds" in log.read_text(), 30, "the start")
+        store = Store.open(f"sqlite:///{database}")
+        try:
+            wait_for(lambda: store.counts()["versions"] == 12, 60, "every article")
+        finally:
+            store.close()
+        assert stop(process) == 0
+    with sqlite3.connect(database) as db:
+        per_article = db.execute("SELECT count(*) FROM version GROUP BY article_id").fetchall()
+    assert per_article == [(1,)] * 12

@@ -90,6 +90,7 @@ async def _serve(
         status, pinger = _ready(notifier, ctx.store, scheduler)
         try:
             await _until_stopped(ctx, scheduler, notifier, signals)
+            ctx.stopping = True  # batches under way finish their current items only
             await _cancel(status)
             await exporter.stop()  # now: the drain below waits for every task, its own too
             notifier.stopping("stopping: finishing the work under way")

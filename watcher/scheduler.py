@@ -170,7 +170,7 @@ async def _send_alerts(ctx: Context) -> None:
     # A backlog is worked through round after round, for a bounded time so that a stop
     # request (which waits for running jobs) is not held up by thousands of sends.
     deadline = time.monotonic() + OUTBOX_EVERY.total_seconds() * 3
-    while (await dispatch(ctx)).full_batches and time.monotonic() < deadline:
+    while (await dispatch(ctx)).full_batches and time.monotonic() < deadline and not ctx.stopping:
         pass
 
 

@@ -66,6 +66,8 @@ class Context:
     rules: tuple[Rule, ...]
     outbox: Outbox
     clock: Callable[[], datetime] = utc_now
+    # Set when the process is asked to stop: batches start no new items (see _bounded).
+    stopping: bool = False
 
 
 @asynccontextmanager
@@ -575,13 +577,18 @@ async def _bounded(
     progress: Progress | None,
     on_crash: Callable[[K, Exception], T],
 ) -> list[T]:
-    """Run ``task`` on every item, ``fetch.concurrency`` at once; a crash is logged, not fatal."""
+    """Run ``task`` on every item, ``fetch.concurrency`` at once; a crash is logged, not fatal.
+
+    Once the process is stopping, items not yet started are left alone (they stay due and
+    are done after the restart): only the work under way is finished."""
     semaphore = asyncio.Semaphore(ctx.config.fetch.concurrency)
     done = 0
 
-    async def run(item: K) -> T:
+    async def run(item: K) -> T | None:
         nonlocal done
         async with semaphore:
+            if ctx.stopping:
+                return None
             try:
                 result = await task(ctx, item)
             except StoreError:
@@ -596,4 +603,5 @@ async def _bounded(
 
     if progress is not None:
         progress(stage, 0, len(items))
-    return list(await asyncio.gather(*(run(item) for item in items)))
+    results = await asyncio.gather(*(run(item) for item in items))
+    return [result for result in results if result is not None]
