@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher import diff
-from watcher.diff import Change, Hunk, Op, compute_change, document, hunks, word_diff
+from watcher.diff import (
+    Change,
+    Hunk,
+    Op,
+    body_after_title,
+    compute_change,
+    document,
+    hunks,
+    word_diff,
+)
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).parent / "data" / "diff_cases.yaml").read_text(encoding="utf-8")
@@ -164,7 +173,8 @@ def test_change_documents_and_spans(
     old_title: str, old_body: str, new_title: str, new_body: str
 ) -> None:
     change = compute_change(old_title, old_body, new_title, new_body)
-    old, new = document(old_title, old_body), document(new_title, new_body)
+    old = document(old_title, body_after_title(old_title, old_body))
+    new = document(new_title, body_after_title(new_title, new_body))
     assert (change.old_document, change.new_document) == (old, new)
     assert "".join(new[a:b] for a, b in change.inserted_spans) == "".join(
         text for op, text in change.ops if op == 1
@@ -221,3 +231,17 @@ def test_hunks_are_excerpts_of_both_versions(old: str, new: str, context: int) -
         assert hunk.before + hunk.added + hunk.after in change.new_document
         assert len(diff._WORDS.findall(hunk.before)) <= context
         assert len(diff._WORDS.findall(hunk.after)) <= context
+
+
+def test_a_headline_repeated_atop_the_body_changes_once() -> None:
+    body = "Troops withdraw from the border\nAt least 12 people were killed."
+    new_body = "Troops return to the border\nAt least 12 people were killed."
+    change = compute_change(
+        "Troops withdraw from the border", body, "Troops return to the border", new_body
+    )
+    assert change.headline_changed
+    assert [(h.removed, h.added) for h in hunks(change)] == [("withdraw from", "return to")]
+    # Only a first line equal to the title is dropped; a body that is just the title stays.
+    assert body_after_title("Title", "Title") == "Title"
+    assert body_after_title("Title", "title\n\nText") == "Text"
+    assert body_after_title("Title", "Other\nTitle") == "Other\nTitle"
