@@ -264,14 +264,16 @@ class Store(AlertQueries):
             query = select(FeedRow).order_by(col(FeedRow.name))
             if names is not None:
                 query = query.where(col(FeedRow.name).in_(list(names)))
-            counts = dict(
-                session.exec(
-                    select(ArticleFeedRow.feed_id, func.count()).group_by(
-                        col(ArticleFeedRow.feed_id)
-                    )
-                ).all()
+            rows = session.exec(query).all()
+            # Counted for these feeds only (the index on feed_id): a poll reads its own feed's
+            # state, and counting every feed's articles cost ~13 ms a poll at 20,000 articles.
+            counting = select(ArticleFeedRow.feed_id, func.count()).group_by(
+                col(ArticleFeedRow.feed_id)
             )
-            return [_feed_state(row, counts.get(row.id or 0, 0)) for row in session.exec(query)]
+            if names is not None:
+                counting = counting.where(col(ArticleFeedRow.feed_id).in_([r.id for r in rows]))
+            counts = dict(session.exec(counting).all())
+            return [_feed_state(row, counts.get(row.id or 0, 0)) for row in rows]
 
     def feed_state(self, name: str) -> FeedState:
         states = self.feed_states([name])
