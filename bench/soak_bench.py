@@ -6,10 +6,10 @@ Last-Modified with 304 answers, a trickle of real edits and of new stories. The 
 as ``python -m watcher.cli -c CONFIG run`` on a config written to a temp dir (SQLite there,
 alerts to the site's json:// hook), with re-check steps of seconds sized for a demand of
 ``--rate`` checks a second (110, plus new stories' early checks: about 115, or 100,000 checks
-in 15 minutes if the daemon keeps up) and poll intervals of 60-120 s. Why not 10-30 s: as
-measured in November 2026 a poll cost the daemon about 13 ms of CPU with 20,000 articles
-stored (``Store.feed_state`` counts the articles of every feed on each poll), so 46 polls a
-second took all of its one core and re-checks starved (``--interval 15-30`` shows it).
+in 15 minutes if the daemon keeps up) and poll intervals of 60-120 s. Why not 10-30 s: until
+commit fb3c535 a poll cost the daemon about 13 ms of CPU with 20,000 articles stored
+(``Store.feed_state`` counted the articles of every feed on each poll), so 46 polls a second
+took all of its one core and re-checks starved; ``--interval 15-30`` measures it as it is now.
 Every ``--sample-every`` seconds one line:
 
 - RSS (VmRSS), threads and open files of the daemon, from /proc;
