@@ -37,9 +37,8 @@ from watcher.errors import ConfigError, WatcherError
 from watcher.extract import comparable_text, normalise
 from watcher.feeds import canonical_url
 from watcher.lock import writer_store
-from watcher.outbox import build_notifiers, send_test
+from watcher.outbox import delivery_setup, send_test
 from watcher.records import AlertRecord, ArticleState, FeedState, VersionRecord
-from watcher.render import Renderer, sample_alert
 from watcher.rules import documentation
 from watcher.store import Store
 from watcher.tasks import PassSummary, open_context, run_pass
@@ -175,8 +174,7 @@ pass_state = click.make_pass_decorator(State)
 def validate(state: State) -> None:
     """Check the config file (notifiers and templates too) and say what it sets up."""
     config = state.config()
-    build_notifiers(config)
-    Renderer(config.templates_dir()).check(sample_alert(utc_now()))
+    delivery_setup(config, utc_now())
     click.echo(
         f"{config.source}: OK — {len(config.feeds)} feeds, {len(config.rules)} rules, "
         f"{len(config.notifiers)} notifiers; database {config.mask(config.database_url())}"

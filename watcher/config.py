@@ -276,23 +276,33 @@ class Config(Model):
     # Values substituted from ${VAR}: masked wherever text is shown to a person.
     secrets: frozenset[str] = Field(default_factory=frozenset, exclude=True)
 
-    def mask(self, text: str) -> str:
-        """``text`` with every value taken from the environment, and every password or token
-        written in a notifier URL, hidden as ``***``."""
+    @functools.cached_property
+    def masked_values(self) -> tuple[str, ...]:
+        """What :meth:`mask` hides, longest first: worked out once, since every log line is
+        masked."""
         secrets = set(self.secrets)
         for notifier in self.notifiers.values():
             for url in notifier.urls:
                 secrets |= url_secrets(url)
-        for secret in sorted(secrets, key=len, reverse=True):
-            if len(secret) >= 3:
-                text = text.replace(secret, "***")
+        return tuple(sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True))
+
+    def mask(self, text: str) -> str:
+        """``text`` with every value taken from the environment, and every password or token
+        written in a notifier URL, hidden as ``***``."""
+        for secret in self.masked_values:
+            text = text.replace(secret, "***")
         return text
 
+    @functools.cached_property
+    def feeds_by_name(self) -> dict[str, FeedConfig]:
+        """Built once: every check looks its feeds up here."""
+        return {feed.name: feed for feed in self.feeds}
+
     def feed(self, name: str) -> FeedConfig:
-        for feed in self.feeds:
-            if feed.name == name:
-                return feed
-        raise ConfigError(f"no feed named {name!r}", file=self.source, key="feeds")
+        found = self.feeds_by_name.get(name)
+        if found is None:
+            raise ConfigError(f"no feed named {name!r}", file=self.source, key="feeds")
+        return found
 
     def settings_for(self, feed: FeedConfig | None) -> FeedSettings:
         """The feed's own settings, falling back to ``defaults`` (all of them for None)."""
@@ -317,8 +327,7 @@ class Config(Model):
 
     def configured_feeds(self, names: Iterable[str]) -> list[FeedConfig | None]:
         """The configured feed for each name, in order; None for a feed no longer configured."""
-        configured = {feed.name: feed for feed in self.feeds}
-        return [configured.get(name) for name in names]
+        return [self.feeds_by_name.get(name) for name in names]
 
     def allow_list_for(self, feed_names: Iterable[str]) -> AllowList:
         """What an article's link may reach beyond public addresses, given the feeds carrying it.

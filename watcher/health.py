@@ -21,7 +21,7 @@ def current_problems(
     config: Config, facts: Iterable[FeedHealthFacts], now: datetime
 ) -> list[HealthProblem]:
     """The problems of every configured feed now (a feed removed from the config has none)."""
-    configured = {feed.name: feed for feed in config.feeds}
+    configured = config.feeds_by_name
     found: list[HealthProblem] = []
     for fact in facts:
         feed = configured.get(fact.feed)

@@ -30,7 +30,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -200,6 +200,14 @@ async def send_test(config: Config, name: str, now: datetime) -> list[SendResult
     return list(await asyncio.gather(*(send(t, message, timeout) for t in notifier.targets)))
 
 
+def delivery_setup(config: Config, now: datetime) -> tuple[dict[str, Notifier], Renderer]:
+    """Notifiers loaded and user templates tried on a sample alert, so that a mistake stops
+    start-up (and ``watcher validate``) rather than an alert at 3 a.m."""
+    renderer = Renderer(config.templates_dir())
+    renderer.check(sample_alert(now))
+    return build_notifiers(config), renderer
+
+
 # ---------------------------------------------------------------------------- dispatch
 
 
@@ -225,21 +233,14 @@ class Outbox:
     notifiers: dict[str, Notifier]
     renderer: Renderer
     clock: Callable[[], datetime] = utc_now
-    mask: Callable[[str], str] = field(default=lambda text: text)
 
     @classmethod
     def build(cls, config: Config, store: Store, clock: Callable[[], datetime]) -> Outbox:
-        """Notifiers loaded and user templates tried on a sample: a mistake stops start-up."""
-        renderer = Renderer(config.templates_dir())
-        renderer.check(sample_alert(clock()))
-        return cls(
-            config,
-            store,
-            build_notifiers(config),
-            renderer,
-            clock,
-            config.mask,
-        )
+        notifiers, renderer = delivery_setup(config, clock())
+        return cls(config, store, notifiers, renderer, clock)
+
+    def mask(self, text: str) -> str:
+        return self.config.mask(text)
 
     async def dispatch(self, *, batch: int = BATCH) -> DispatchSummary:
         """One round: route new alerts, then send what is due, notifiers in parallel."""
@@ -275,12 +276,15 @@ class Outbox:
         )
         if not waiting:
             return DispatchSummary()
-        hold_until = self._hold_until(notifier, waiting, now)
+        # Read once: both when to send and how many messages may go depend on it.
+        limit = notifier.rate_limit
+        recent = self.store.messages_sent_since(name, now - limit.period) if limit else []
+        hold_until = self._hold_until(notifier, waiting, recent, now)
         if hold_until is not None:
             self.store.defer_deliveries([d.id for d in waiting], hold_until)
             return DispatchSummary(waiting=len(waiting))
         summary = DispatchSummary(full_batches=int(len(waiting) >= batch and not notifier.digest))
-        groups = self._messages(notifier, waiting, now)
+        groups = self._messages(notifier, waiting, len(recent))
         for start in range(0, len(groups), PARALLEL_SENDS):
             window = groups[start : start + PARALLEL_SENDS]
             sent = await asyncio.gather(*(self._send_group(notifier, g) for g in window))
@@ -308,11 +312,13 @@ class Outbox:
         self.store.defer_deliveries([d.id for d in waiting], now + ORPHAN_RECHECK)
         return DispatchSummary(waiting=len(waiting))
 
+    @staticmethod
     def _hold_until(
-        self, notifier: Notifier, waiting: list[PendingDelivery], now: datetime
+        notifier: Notifier, waiting: list[PendingDelivery], recent: list[datetime], now: datetime
     ) -> datetime | None:
         """When the waiting alerts may go, if not now: the digest window is still open, or
-        the rate limit has no message left in its period."""
+        the rate limit has no message left in its period (``recent``: its sends, oldest
+        first)."""
         if notifier.digest:
             retries = [d.next_try_at for d in waiting if d.state == "retrying" and d.next_try_at]
             # A digest that failed goes again when its retry is due, window or not.
@@ -322,14 +328,13 @@ class Outbox:
             if ready > now:
                 return ready
         limit = notifier.rate_limit
-        if limit is not None:
-            sent = self.store.messages_sent_since(notifier.name, now - limit.period)
-            if len(sent) >= limit.count:
-                return sent[len(sent) - limit.count] + limit.period
+        if limit is not None and len(recent) >= limit.count:
+            return recent[len(recent) - limit.count] + limit.period
         return None
 
+    @staticmethod
     def _messages(
-        self, notifier: Notifier, waiting: list[PendingDelivery], now: datetime
+        notifier: Notifier, waiting: list[PendingDelivery], recently_sent: int
     ) -> list[list[PendingDelivery]]:
         """How the waiting alerts become messages: all in one digest, one each, or — when a
         rate limit has fewer messages left than alerts wait — one each for all but the last
@@ -339,7 +344,7 @@ class Outbox:
         limit = notifier.rate_limit
         if limit is None:
             return [[d] for d in waiting]
-        left = limit.count - len(self.store.messages_sent_since(notifier.name, now - limit.period))
+        left = limit.count - recently_sent
         if len(waiting) <= left:
             return [[d] for d in waiting]
         singles = max(left - 1, 0)
