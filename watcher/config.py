@@ -37,7 +37,7 @@ from watcher.config_values import (
     api_url,
     url_secrets,
 )
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, redact_credentials
 from watcher.netguard import AllowList, parse_allow_entry
 from watcher.yamlsource import LocatedData, Path_, format_path, load_yaml
 
@@ -287,11 +287,11 @@ class Config(Model):
         return tuple(sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True))
 
     def mask(self, text: str) -> str:
-        """``text`` with every value taken from the environment, and every password or token
-        written in a notifier URL, hidden as ``***``."""
+        """``text`` with every value taken from the environment, every password or token
+        written in a notifier URL, and the password of any URL, hidden as ``***``."""
         for secret in self.masked_values:
             text = text.replace(secret, "***")
-        return text
+        return redact_credentials(text)
 
     @functools.cached_property
     def feeds_by_name(self) -> dict[str, FeedConfig]:

@@ -15,6 +15,17 @@ context (feed URL, article id, config key) stays on the exception for logs and t
 
 from __future__ import annotations
 
+import re
+
+# "scheme://user:password@host": the password part of any URL written in a text.
+_URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@?#]*):([^/\s@?#]+)@")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` URL in it as ``***``:
+    error messages end up in logs and in the database, credentials must not."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
 
 class WatcherError(Exception):
     """Base of every error watcher raises deliberately."""
@@ -52,7 +63,7 @@ class FetchError(WatcherError):
         self.reason = reason
         self.status = status
         detail = f"HTTP {status}: {reason}" if status is not None else reason
-        super().__init__(f"{url}: {detail}")
+        super().__init__(redact_credentials(f"{url}: {detail}"))
 
 
 class FeedError(WatcherError):
@@ -61,7 +72,7 @@ class FeedError(WatcherError):
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(f"{url}: not a usable feed: {reason}")
+        super().__init__(redact_credentials(f"{url}: not a usable feed: {reason}"))
 
 
 class ExtractError(WatcherError):

@@ -32,7 +32,14 @@ from feedparser.encodings import convert_to_utf8
 from watcher.errors import FeedError
 from watcher.extract import mostly_utf8
 
-__all__ = ["FeedEntry", "ParsedFeed", "canonical_url", "parse_feed"]
+__all__ = [
+    "FeedEntry",
+    "ParsedFeed",
+    "canonical_url",
+    "parse_feed",
+    "userinfo_allowed",
+    "without_userinfo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +99,9 @@ def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str] | None = 
 def canonical_url(url: str, base: str | None = None) -> str:
     """The URL two links to the same article share (raises ValueError if unparseable).
 
-    Lower-cases scheme and host, drops the default port, the fragment and tracking
-    parameters; keeps the other parameters byte for byte and in order. Idempotent.
+    Lower-cases scheme and host, drops credentials (``user:pass@``), the default port, the
+    fragment and tracking parameters; keeps the other parameters byte for byte and in order.
+    Idempotent.
     """
     parts = urlsplit(urljoin(base, url) if base else url)
     scheme = parts.scheme.lower()
@@ -107,14 +115,41 @@ def canonical_url(url: str, base: str | None = None) -> str:
 
 
 def _canonical_netloc(netloc: str, scheme: str) -> str:
-    userinfo, at, hostport = netloc.rpartition("@")
+    # Credentials are no part of an article's identity, and the canonical URL is stored,
+    # shown and logged: it never carries them.
+    hostport = netloc.rpartition("@")[2]
     host, colon, port = hostport.rpartition(":")
     # "[::1]" has colons of its own: only a colon after the closing bracket starts a port.
     if not colon or "]" in port:
         host, port = hostport, ""
     if port in ("", _DEFAULT_PORTS.get(scheme)):
         hostport = host
-    return f"{userinfo}{at}{hostport.lower()}"
+    return hostport.lower()
+
+
+def userinfo_allowed(link: str, feed_url: str) -> bool:
+    """Whether ``link`` may carry the credentials it carries (or carries none): only when
+    the feed's own URL, written by the user, has credentials for the same host.
+
+    A link's ``user:pass@`` comes from the publisher's feed: kept, it would sit in the
+    database and the logs, and be sent to whichever host the link names.
+    """
+    try:
+        link_parts, feed_parts = urlsplit(link), urlsplit(feed_url)
+        if link_parts.username is None and link_parts.password is None:
+            return True
+        same_host = (link_parts.hostname or "") == (feed_parts.hostname or "")
+    except ValueError:
+        return False
+    return same_host and (feed_parts.username is not None or feed_parts.password is not None)
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:pass@`` removed (everything else unchanged)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _is_tracking(param: str) -> bool:
@@ -454,6 +489,8 @@ def _make_entry(
 ) -> FeedEntry | None:
     guid = guid.strip() if isinstance(guid, str) else None
     absolute = _absolute_http(link, base)
+    if absolute is not None and not userinfo_allowed(absolute, base):
+        absolute = without_userinfo(absolute)
     canonical = _safe_canonical(absolute)
     key = guid or canonical
     if not key:

@@ -30,11 +30,11 @@ from watcher.errors import (
     WatcherError,
 )
 from watcher.extract import extract_article, fragment_to_text
-from watcher.feeds import parse_feed
+from watcher.feeds import parse_feed, userinfo_allowed
 from watcher.fetch import Fetcher, FetchLimits, StatusError, URLCheck
 from watcher.health import current_problems
 from watcher.judge import Judgement, Page, judge
-from watcher.netguard import url_guard
+from watcher.netguard import Refused, url_guard
 from watcher.outbox import DispatchSummary, Outbox
 from watcher.records import ArticleState, CheckRecord, FeedState, PollRecord
 from watcher.rules import Rule, compile_rules
@@ -435,15 +435,24 @@ async def _page_from_web(ctx: Context, article: ArticleState, *, conditional: bo
     )
 
 
-def link_guard(config: Config, feeds: Iterable[str]) -> URLCheck | None:
-    """The SSRF guard for a link from these feeds; None when the config turns it off.
+def link_guard(config: Config, feeds: Iterable[str]) -> URLCheck:
+    """The check of every hop of a link from these feeds (redirects included).
 
-    Article links are third-party input: by default they may reach only public addresses,
-    plus what the feeds' ``allow_hosts`` permit (see :mod:`watcher.netguard`).
+    Article links are third-party input: they may carry credentials only where the feed's
+    own URL does (see :func:`~watcher.feeds.userinfo_allowed`), and by default they may
+    reach only public addresses, plus what the feeds' ``allow_hosts`` permit (see
+    :mod:`watcher.netguard`; ``allow_private_networks`` turns that part off).
     """
-    if config.allow_private_networks:
-        return None
-    return url_guard(config.allow_list_for(feeds))
+    feed_urls = [feed.url for feed in config.configured_feeds(feeds) if feed is not None]
+    ssrf = None if config.allow_private_networks else url_guard(config.allow_list_for(feeds))
+
+    async def check(url: str) -> None:
+        if not any(userinfo_allowed(url, feed_url) for feed_url in feed_urls or [""]):
+            raise Refused(url, "the link carries credentials the feed's own URL does not")
+        if ssrf is not None:
+            await ssrf(url)
+
+    return check
 
 
 def _page_from_entry(article: ArticleState) -> Page:
