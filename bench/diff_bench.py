@@ -1,4 +1,4 @@
-"""How fast is watcher.diff on a long article with many scattered edits?
+"""How fast is watcher.pipeline.diff on a long article with many scattered edits?
 
 A ~25 KB article (real news text from the shared corpus when present, generated text
 otherwise) gets 200 word replacements at random places (fixed seed), then ``word_diff`` and
@@ -26,7 +26,7 @@ from diff_match_patch import diff_match_patch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout without installing the package
 
-from watcher import diff  # noqa: E402
+from watcher.pipeline import diff  # noqa: E402
 
 CORPORA = ROOT.parent / "shared" / "corpora"
 GROUND_TRUTH = CORPORA / "article-extraction" / "ground-truth.json"
@@ -86,7 +86,7 @@ def edited(text: str, edits: int, rng: random.Random) -> str:
 
 @contextmanager
 def pure_python() -> Iterator[None]:
-    """Run watcher.diff without the compiled engine, as where it is not installed."""
+    """Run watcher.pipeline.diff without the compiled engine, as where it is not installed."""
     saved, diff._fast_diff = diff._fast_diff, None
     try:
         yield

@@ -43,11 +43,11 @@ import apprise  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from watcher.clock import utc_now  # noqa: E402
-from watcher.config import Config, parse_config  # noqa: E402
-from watcher.feeds import FeedEntry  # noqa: E402
-from watcher.outbox import Outbox  # noqa: E402
+from watcher.config.models import Config, parse_config  # noqa: E402
+from watcher.delivery.outbox import Outbox  # noqa: E402
+from watcher.pipeline.feeds import FeedEntry  # noqa: E402
 from watcher.records import CheckRecord, NewAlert, NewVersion  # noqa: E402
-from watcher.store import Store, engine_url  # noqa: E402
+from watcher.storage.store import Store, engine_url  # noqa: E402
 
 FEED = ("wire", "http://127.0.0.1:9/feed.xml")
 # The detail of a typical edit (a number changed in one sentence), as the diff records it.

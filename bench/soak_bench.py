@@ -56,9 +56,9 @@ from typing import IO
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout without installing the package
 
-from watcher.config import Config, load_config  # noqa: E402
-from watcher.daemon import DRAIN_SECONDS  # noqa: E402
-from watcher.scheduler import RECHECK_BATCH, RECHECK_EVERY  # noqa: E402
+from watcher.config.models import Config, load_config  # noqa: E402
+from watcher.service.daemon import DRAIN_SECONDS  # noqa: E402
+from watcher.service.scheduler import RECHECK_BATCH, RECHECK_EVERY  # noqa: E402
 
 SITE = Path(__file__).resolve().with_name("soak_site.py")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -96,7 +96,7 @@ class Plan:
 
     @property
     def tick(self) -> float:
-        # As watcher.scheduler.recheck_tick: the shortest step, within [1 s, RECHECK_EVERY].
+        # As watcher.service.scheduler.recheck_tick: the shortest step, within [1 s, RECHECK_EVERY].
         steps = [self.every, *([BREAKING[1]] if self.breaking else [])]
         return max(1.0, min([RECHECK_EVERY.total_seconds(), *steps]))
 

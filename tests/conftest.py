@@ -9,7 +9,7 @@ import pytest
 
 from support.db import database_url
 from support.server import LoopbackServer
-from watcher.store import Store
+from watcher.storage.store import Store
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from support.newsroom import Newsroom, make_story
 from support.server import LoopbackServer
 from watcher.cli import main
-from watcher.lock import instance_lock
+from watcher.service.lock import instance_lock
 
 COMMANDS = sorted(main.commands)
 
@@ -168,7 +168,7 @@ def test_an_internal_error_is_one_masked_line(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("could not reach json://127.0.0.1:9/hook?token=s3cr3t-token")
 
-    monkeypatch.setattr("watcher.cli.run_pass", broken)
+    monkeypatch.setattr("watcher.cli.app.run_pass", broken)
     code, _, err = run(config, "check")
     assert code == 1
     assert err.strip().splitlines() == [

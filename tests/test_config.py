@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.config import DEFAULT_RECHECK, load_config, parse_config
-from watcher.config_values import parse_duration
+from watcher.config.models import DEFAULT_RECHECK, load_config, parse_config
+from watcher.config.values import parse_duration
 from watcher.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

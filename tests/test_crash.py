@@ -36,7 +36,7 @@ from support.newsroom import Newsroom, make_story
 from support.processes import ENV, Outcome, cli, daemon, running, stop, wait_for, watcher
 from support.receivers import Webhook
 from support.server import LoopbackServer
-from watcher.lock import InstanceLocked, instance_lock
+from watcher.service.lock import InstanceLocked, instance_lock
 
 FIRST_STORIES = 4
 MAX_STORIES = 8
@@ -446,7 +446,7 @@ def test_the_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
 
 _HOLD_LOCK = """
 import sys, time
-from watcher.lock import instance_lock
+from watcher.service.lock import instance_lock
 with instance_lock(sys.argv[1], "run"):
     print("locked", flush=True)
     time.sleep(60)

@@ -17,10 +17,10 @@ import pytest
 from test_hostile import STORY, Item, database_text, make_config, one_pass, page_html, rss
 
 from support.server import LoopbackServer, Reply
-from watcher.config import Config
+from watcher.config.models import Config
 from watcher.errors import FetchError, redact_credentials
-from watcher.feeds import parse_feed, userinfo_allowed, without_userinfo
-from watcher.store import Store
+from watcher.pipeline.feeds import parse_feed, userinfo_allowed, without_userinfo
+from watcher.storage.store import Store
 from watcher.tasks import CheckOutcome, check_article, open_context
 
 SECRET = "s3cr3t-pw"

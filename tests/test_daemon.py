@@ -13,7 +13,7 @@ from pathlib import Path
 from support.newsroom import Newsroom, make_story
 from support.processes import daemon, stop, wait_for
 from support.server import LoopbackServer
-from watcher.store import Store
+from watcher.storage.store import Store
 
 
 def test_run_polls_rechecks_alerts_and_stops_on_sigterm(

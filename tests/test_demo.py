@@ -14,9 +14,16 @@ from pathlib import Path
 
 import httpx
 
-from watcher.config import load_config
-from watcher.demo import PUBLISH_EVERY, Editor, Newsroom, follow_up, running_newsroom, write_config
-from watcher.demo_stories import DRAFTS, EDIT_KINDS, EDITS, FIRST_EDITION, Story
+from watcher.config.models import load_config
+from watcher.demo.newsroom import (
+    PUBLISH_EVERY,
+    Editor,
+    Newsroom,
+    follow_up,
+    running_newsroom,
+    write_config,
+)
+from watcher.demo.stories import DRAFTS, EDIT_KINDS, EDITS, FIRST_EDITION, Story
 
 ALERT_RULE = "─" * 72
 

@@ -1,4 +1,4 @@
-"""watcher.diff: the case table in data/diff_cases.yaml, and the laws every diff obeys."""
+"""watcher.pipeline.diff: the case table in data/diff_cases.yaml, and the laws every diff obeys."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher import diff
-from watcher.diff import (
+from watcher.pipeline import diff
+from watcher.pipeline.diff import (
     Change,
     Hunk,
     Op,

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.errors import ExtractError
-from watcher.extract import (
+from watcher.pipeline.extract import (
     Extracted,
     comparable_text,
     content_hash,

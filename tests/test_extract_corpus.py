@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from lxml import etree, html  # type: ignore[import-untyped]
 
-from watcher.diff import compute_change
-from watcher.extract import Extracted, comparable_text, extract_article, normalise
+from watcher.pipeline.diff import compute_change
+from watcher.pipeline.extract import Extracted, comparable_text, extract_article, normalise
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "article-extraction"
 EDITED_WORD = "quindecillion"

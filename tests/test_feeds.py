@@ -1,4 +1,4 @@
-"""watcher.feeds: formats, entry identity, URL canonicalisation, and hostile input."""
+"""watcher.pipeline.feeds: formats, entry identity, URL canonicalisation, and hostile input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from watcher.errors import FeedError
-from watcher.feeds import FeedEntry, ParsedFeed, canonical_url, parse_feed
+from watcher.pipeline.feeds import FeedEntry, ParsedFeed, canonical_url, parse_feed
 
 FEED_URL = "https://news.example.org/feeds/world.xml"
 RSS_HEADERS = {"Content-Type": "application/rss+xml; charset=utf-8"}

@@ -17,7 +17,7 @@ import pytest
 
 from support.corpus import print_outcomes
 from watcher.errors import FeedError
-from watcher.feeds import parse_feed
+from watcher.pipeline.feeds import parse_feed
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "feedparser" / "tests"
 HEADER_LINE = re.compile(rb"^\s*Header:\s*([A-Za-z0-9-]+):[ \t]*(.*?)\s*$", re.MULTILINE)

@@ -23,10 +23,10 @@ from test_feeds_corpus import CORPUS, corpus_headers
 
 from support.corpus import print_outcomes
 from support.server import LoopbackServer, Reply
-from watcher.config import parse_config
+from watcher.config.models import parse_config
 from watcher.errors import FeedError
-from watcher.feeds import parse_feed
-from watcher.store import Store
+from watcher.pipeline.feeds import parse_feed
+from watcher.storage.store import Store
 from watcher.tasks import PassSummary, PollOutcome, open_context, run_pass
 
 # Feeds per pass: big enough that a pass polls many feeds at once, small enough that one

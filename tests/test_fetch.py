@@ -1,4 +1,4 @@
-"""watcher.fetch against a real HTTP server on loopback (and MockTransport where a stream
+"""watcher.pipeline.fetch against a real HTTP server on loopback (and MockTransport where a stream
 shape cannot be produced by a real server)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from support.server import LoopbackServer, Reply, Request, conditional
 from watcher.errors import FetchError
-from watcher.fetch import Fetcher, FetchLimits, FetchResult, StatusError
+from watcher.pipeline.fetch import Fetcher, FetchLimits, FetchResult, StatusError
 
 LAST_MODIFIED = "Mon, 03 Apr 2023 01:02:03 GMT"
 T = TypeVar("T")

@@ -13,10 +13,10 @@ from typing import Any
 from support.clock import Clock
 from support.receivers import Webhook
 from support.server import LoopbackServer, Reply
-from watcher.config import Config, parse_config
-from watcher.health import current_problems
+from watcher.config.models import Config, parse_config
+from watcher.pipeline.health import current_problems
 from watcher.records import FeedHealthFacts
-from watcher.store import Store
+from watcher.storage.store import Store
 from watcher.tasks import Context, check_articles, check_health, open_context, poll_feed
 
 

@@ -32,10 +32,10 @@ import pytest
 from sqlalchemy import MetaData, select
 
 from support.server import Closing, LoopbackServer, Reply
-from watcher.config import Config, parse_config
-from watcher.extract import extract_article
+from watcher.config.models import Config, parse_config
+from watcher.pipeline.extract import extract_article
 from watcher.records import ArticleState, VersionRecord
-from watcher.store import Store
+from watcher.storage.store import Store
 from watcher.tasks import PassSummary, PollOutcome, open_context, run_pass
 
 MB = 1024 * 1024

@@ -18,20 +18,19 @@ from support.newsroom import Newsroom, make_story
 from support.processes import running, stop, wait_for, watcher
 from support.receivers import free_port
 from support.server import LoopbackServer
-from watcher.config import Config, parse_config
+from watcher.config.models import Config, parse_config
 from watcher.errors import ConfigError, MetricsError
 from watcher.metrics import (
     Metrics,
     active,
-    assess,
     check_done,
     delivery_done,
     poll_done,
-    serve_metrics,
     set_backlog,
     use,
 )
-from watcher.store import Store
+from watcher.service.exporter import assess, serve_metrics
+from watcher.storage.store import Store
 
 
 def value(text: str, name: str, **labels: str) -> float | None:

@@ -14,10 +14,10 @@ import pytest
 
 from support.newsroom import Newsroom, Story, make_story
 from support.server import LoopbackServer, Reply
-from watcher.config import Config, parse_config
+from watcher.config.models import Config, parse_config
 from watcher.errors import ConfigError, FetchError
-from watcher.fetch import Fetcher, URLCheck
-from watcher.netguard import (
+from watcher.pipeline.fetch import Fetcher, URLCheck
+from watcher.pipeline.netguard import (
     HINT,
     AllowList,
     Refused,
@@ -27,7 +27,7 @@ from watcher.netguard import (
     refusal,
     url_guard,
 )
-from watcher.store import Store
+from watcher.storage.store import Store
 from watcher.tasks import PassSummary, open_context, run_pass
 
 LOOPBACK = "a loopback address"

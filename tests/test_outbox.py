@@ -14,11 +14,11 @@ import pytest
 
 from support.clock import Clock
 from support.receivers import SmtpReceiver, Webhook, parts
-from watcher.config import Config, parse_config
-from watcher.feeds import FeedEntry
-from watcher.outbox import DispatchSummary, Outbox
+from watcher.config.models import Config, parse_config
+from watcher.delivery.outbox import DispatchSummary, Outbox
+from watcher.pipeline.feeds import FeedEntry
 from watcher.records import CheckRecord, NewAlert, NewVersion
-from watcher.store import Store
+from watcher.storage.store import Store
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_gives_up_after_the_configured_age_and_says_so(
     box = outbox(config, store, clock)
     record_alerts(store, clock, 1)
     hook.stop()
-    caplog.set_level(logging.ERROR, logger="watcher.outbox")
+    caplog.set_level(logging.ERROR, logger="watcher.delivery.outbox")
     for _ in range(60):
         run(box)
         clock.advance(hours=1)

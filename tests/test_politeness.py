@@ -13,8 +13,8 @@ import pytest
 
 from support.clock import Clock
 from support.server import LoopbackServer, Reply
-from watcher.config import Config, parse_config
-from watcher.store import Store
+from watcher.config.models import Config, parse_config
+from watcher.storage.store import Store
 from watcher.tasks import PollOutcome, open_context, poll_backoff, poll_feed
 
 RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>

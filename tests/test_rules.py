@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 import yaml
 
-from watcher.config import RuleConfig
-from watcher.diff import compute_change, document
-from watcher.rules import Condition, Rule, Subject, documentation, keyword_pattern
+from watcher.config.models import RuleConfig
+from watcher.pipeline.diff import compute_change, document
+from watcher.pipeline.rules import Condition, Rule, Subject, documentation, keyword_pattern
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES: list[dict[str, Any]] = yaml.safe_load((ROOT / "tests/data/rules_cases.yaml").read_text())

@@ -23,7 +23,7 @@ import pytest
 
 from support.newsroom import Newsroom, make_story
 from support.server import LoopbackServer
-from watcher.sdnotify import SystemdNotifier, watchdog_interval, watchdog_pinger
+from watcher.service.sdnotify import SystemdNotifier, watchdog_interval, watchdog_pinger
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "watcher.service"
@@ -138,7 +138,7 @@ def test_a_vanished_socket_is_logged_once_not_raised(
     path.unlink()
     monkeypatch.setenv("NOTIFY_SOCKET", str(path))
     notifier = SystemdNotifier.from_environment()
-    caplog.set_level(logging.DEBUG, logger="watcher.sdnotify")
+    caplog.set_level(logging.DEBUG, logger="watcher.service.sdnotify")
     assert not notifier.ready()
     assert not notifier.watchdog()
     levels = [record.levelno for record in caplog.records]

@@ -12,8 +12,8 @@ import pytest
 from support.newsroom import Newsroom, make_story
 from support.server import LoopbackServer, Reply, conditional
 from watcher.clock import utc_now
-from watcher.config import Config, parse_config
-from watcher.store import Store
+from watcher.config.models import Config, parse_config
+from watcher.storage.store import Store
 from watcher.tasks import PassSummary, open_context, run_pass
 
 SLUGS = ["syria-talks", "port-strike", "election", "floods", "museum"]

@@ -12,10 +12,10 @@ from sqlmodel import SQLModel
 
 from watcher.clock import utc_now
 from watcher.errors import StoreError
-from watcher.feeds import FeedEntry
+from watcher.pipeline.feeds import FeedEntry
 from watcher.records import CheckRecord, DeliveryOutcome, NewAlert, NewVersion, PollRecord
-from watcher.schema import SCHEMA_VERSION
-from watcher.store import Store
+from watcher.storage.schema import SCHEMA_VERSION
+from watcher.storage.store import Store
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -136,7 +136,7 @@ def test_a_schema_1_database_is_migrated_and_its_alerts_are_routed(tmp_path: Pat
     """A database written before the outbox existed gains it; its alerts are sent, not lost."""
     from sqlalchemy import create_engine
 
-    from watcher.schema import DeliveryRow, SentMessageRow
+    from watcher.storage.schema import DeliveryRow, SentMessageRow
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)

@@ -1,6 +1,6 @@
 """The plain values that cross the store boundary: what callers read and what they write.
 
-No ORM row ever leaves :mod:`watcher.store`; these frozen dataclasses do.
+No ORM row ever leaves :mod:`watcher.storage.store`; these frozen dataclasses do.
 """
 
 from __future__ import annotations
@@ -227,3 +227,16 @@ class DigestSet(Collection[str]):
 
 def key_digest(key: str) -> str:
     return hashlib.sha1(key.encode("utf-8"), usedforsecurity=False).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One item of a feed, as published (the article page is fetched later)."""
+
+    key: str
+    guid: str | None
+    link: str | None
+    canonical_url: str | None
+    title: str
+    content_html: str
+    published: datetime | None

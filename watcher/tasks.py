@@ -2,8 +2,9 @@
 
 This is the only module that knows the pipeline order (fetch → extract → normalise → compare
 → store → diff → rules → alert rows). Task functions take a :class:`Context` and ids or names,
-are idempotent (re-running one after a crash stores nothing twice: see :mod:`watcher.schema`)
-and contain no scheduler code, so the embedded scheduler and a queue worker can both call them.
+are idempotent (re-running one after a crash stores nothing twice: see
+:mod:`watcher.storage.schema`) and contain no scheduler code, so the embedded scheduler and a
+queue worker can both call them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import TypeVar
 
 from watcher import metrics
 from watcher.clock import utc_now
-from watcher.config import Config, FeedSettings, RecheckStep
+from watcher.config.models import Config, FeedSettings, RecheckStep
+from watcher.delivery.outbox import DispatchSummary, Outbox
 from watcher.errors import (
     ConfigError,
     ExtractError,
@@ -29,16 +31,15 @@ from watcher.errors import (
     StoreError,
     WatcherError,
 )
-from watcher.extract import extract_article, fragment_to_text
-from watcher.feeds import parse_feed, userinfo_allowed
-from watcher.fetch import Fetcher, FetchLimits, StatusError, URLCheck
-from watcher.health import current_problems
-from watcher.judge import Judgement, Page, judge
-from watcher.netguard import Refused, url_guard
-from watcher.outbox import DispatchSummary, Outbox
+from watcher.pipeline.extract import extract_article, fragment_to_text
+from watcher.pipeline.feeds import parse_feed, userinfo_allowed
+from watcher.pipeline.fetch import Fetcher, FetchLimits, StatusError, URLCheck
+from watcher.pipeline.health import current_problems
+from watcher.pipeline.judge import Judgement, Page, judge
+from watcher.pipeline.netguard import Refused, url_guard
+from watcher.pipeline.rules import Rule, compile_rules
 from watcher.records import ArticleState, CheckRecord, FeedState, PollRecord
-from watcher.rules import Rule, compile_rules
-from watcher.store import Store
+from watcher.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -439,9 +440,9 @@ def link_guard(config: Config, feeds: Iterable[str]) -> URLCheck:
     """The check of every hop of a link from these feeds (redirects included).
 
     Article links are third-party input: they may carry credentials only where the feed's
-    own URL does (see :func:`~watcher.feeds.userinfo_allowed`), and by default they may
+    own URL does (see :func:`~watcher.pipeline.feeds.userinfo_allowed`), and by default they may
     reach only public addresses, plus what the feeds' ``allow_hosts`` permit (see
-    :mod:`watcher.netguard`; ``allow_private_networks`` turns that part off).
+    :mod:`watcher.pipeline.netguard`; ``allow_private_networks`` turns that part off).
     """
     feed_urls = [feed.url for feed in config.configured_feeds(feeds) if feed is not None]
     ssrf = None if config.allow_private_networks else url_guard(config.allow_list_for(feeds))
@@ -538,7 +539,7 @@ async def prune(ctx: Context) -> dict[str, int]:
 
 async def check_health(ctx: Context) -> list[str]:
     """Raise an alert for each feed problem that starts and for each that heals (see
-    :mod:`watcher.health`); returns a line per change. Idempotent: a problem already
+    :mod:`watcher.pipeline.health`); returns a line per change. Idempotent: a problem already
     alerted is not alerted again."""
     now = ctx.clock()
     facts = ctx.store.health_facts(now - ctx.config.health.window)
@@ -556,7 +557,7 @@ async def check_health(ctx: Context) -> list[str]:
 
 
 async def dispatch(ctx: Context) -> DispatchSummary:
-    """Route new alerts and send what is due (one round; see :mod:`watcher.outbox`)."""
+    """Route new alerts and send what is due (one round; see :mod:`watcher.delivery.outbox`)."""
     return await ctx.outbox.dispatch()
 
 

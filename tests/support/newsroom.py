@@ -4,7 +4,7 @@ and comment counters, a rotating "most read" box, related links, newsletter and 
 lines, ad slots with random ids and a copyright year — all of which change on every request.
 
 Tests edit the stories (``newsroom.edit(slug, ...)``); only those edits must ever show up.
-The pages are rendered by :func:`watcher.demo.render_page`, as ``watcher demo``'s are.
+The pages are rendered by :func:`watcher.demo.newsroom.render_page`, as ``watcher demo``'s are.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from support.server import LoopbackServer, Reply, Request
-from watcher.demo import render_page
+from watcher.demo.newsroom import render_page
 
 _SENTENCES = [
     "Officials in the region said the talks had entered a delicate phase after weeks of "

@@ -96,7 +96,7 @@ class Fetcher:
     ``client`` may be injected (tests pass one built on ``httpx.MockTransport``); it is then
     not closed by :meth:`aclose`. ``check_url`` is awaited before every hop, including each
     redirect target, and may raise :class:`FetchError` to refuse it (the SSRF guard, see
-    :mod:`watcher.netguard`); :meth:`fetch` can replace it per call.
+    :mod:`watcher.pipeline.netguard`); :meth:`fetch` can replace it per call.
     """
 
     def __init__(

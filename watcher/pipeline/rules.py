@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from watcher.config import RuleConfig
-from watcher.diff import Change
+from watcher.config.models import RuleConfig
+from watcher.pipeline.diff import Change
 
 
 @dataclass(frozen=True)

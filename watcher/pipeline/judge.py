@@ -12,10 +12,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from watcher.diff import Change, compute_change, document, hunks
-from watcher.extract import comparable_text, content_hash, line_keys, normalise
+from watcher.pipeline.diff import Change, compute_change, document, hunks
+from watcher.pipeline.extract import comparable_text, content_hash, line_keys, normalise
+from watcher.pipeline.rules import Match, Rule, Subject, evaluate
 from watcher.records import ArticleState, NewAlert, NewVersion, VersionRecord
-from watcher.rules import Match, Rule, Subject, evaluate
 
 # A body shorter than this share of the previous version's is a failed extraction (a paywall,
 # an error page, a redesign), not an edit that deleted most of the story.

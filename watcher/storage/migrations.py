@@ -1,6 +1,6 @@
 """Schema creation and numbered migrations.
 
-The first run creates every table from :mod:`watcher.schema` and records the schema version
+The first run creates every table from :mod:`watcher.storage.schema` and records the schema version
 in ``watcher_meta``. A later schema change appends a function to ``MIGRATIONS``: on start-up
 each one newer than the recorded version runs, in order, in one transaction with the version
 bump, so an interrupted upgrade is retried whole on the next start.
@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
-from watcher import schema
 from watcher.errors import StoreError
+from watcher.storage import schema
 
 log = logging.getLogger(__name__)
 

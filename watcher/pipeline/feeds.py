@@ -30,7 +30,8 @@ import feedparser
 from feedparser.encodings import convert_to_utf8
 
 from watcher.errors import FeedError
-from watcher.extract import mostly_utf8
+from watcher.pipeline.extract import mostly_utf8
+from watcher.records import FeedEntry
 
 __all__ = [
     "FeedEntry",
@@ -59,19 +60,6 @@ _HTML_SNIFF = re.compile(rb"<!doctype\s+html|<html[\s>]", re.IGNORECASE)
 _JSONFEED_VERSION = "https://jsonfeed.org/version/"
 # Characters the kept entity declarations of one document may add, all references together.
 ENTITY_BUDGET = 1_000_000
-
-
-@dataclass(frozen=True)
-class FeedEntry:
-    """One item of a feed, as published (the article page is fetched later)."""
-
-    key: str
-    guid: str | None
-    link: str | None
-    canonical_url: str | None
-    title: str
-    content_html: str
-    published: datetime | None
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.clock import utc_now
 from watcher.errors import StoreError
-from watcher.store import (
+from watcher.storage.store import (
     Store,
     database_label,
     engine_url,

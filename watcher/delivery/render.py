@@ -24,7 +24,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from watcher.config import HEALTH_RULE
+from watcher.config.models import HEALTH_RULE
 from watcher.errors import ConfigError
 from watcher.records import AlertRecord
 
@@ -218,7 +218,7 @@ def _template_names(kind: str) -> list[str]:
 
 
 def _environment(user_dir: Path | None) -> jinja2.Environment:
-    loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("watcher", "templates")]
+    loaders: list[jinja2.BaseLoader] = [jinja2.PackageLoader("watcher.delivery", "templates")]
     if user_dir is not None:
         loaders.insert(0, jinja2.FileSystemLoader(str(user_dir)))
     env = jinja2.Environment(

@@ -1,14 +1,14 @@
 """``watcher demo``: a small simulated newsroom on 127.0.0.1 whose editor keeps editing.
 
 The site serves an RSS feed, an index page and one page per story (stories in
-:mod:`watcher.demo_stories`), each page dressed in the furniture real news sites carry: a
+:mod:`watcher.demo.stories`), each page dressed in the furniture real news sites carry: a
 clock, "updated N minutes ago", view and comment counters, a most-read box, ad slots with
 random ids, a copyright year. An :class:`Editor` thread makes one real edit every few
 seconds, in turn a number revised, a quote changed, a paragraph added and a headline
 rewritten, and now and then publishes another story. Replies carry an ETag and answer 304
 to a matching If-None-Match, as most news sites behind a cache do.
 
-Nothing here prints: the ``watcher demo`` command (:mod:`watcher.cli`) shows the texts
+Nothing here prints: the ``watcher demo`` command (:mod:`watcher.cli.app`) shows the texts
 built here and runs the real daemon against the site.
 """
 
@@ -35,8 +35,8 @@ from string import Template
 from typing import cast
 from urllib.parse import urlsplit
 
-from watcher.demo_stories import DRAFTS, EDIT_KINDS, EDITS, FIRST_EDITION, Edit, Story
-from watcher.store import Store
+from watcher.demo.stories import DRAFTS, EDIT_KINDS, EDITS, FIRST_EDITION, Edit, Story
+from watcher.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The SQLModel tables. Only :mod:`watcher.store` touches them; other stages get dataclasses.
+"""The SQLModel tables. Only the store (:mod:`watcher.storage.store`) touches them; other
+stages get dataclasses.
 
 Times are naive UTC (see :mod:`watcher.clock`). Two unique keys make the pipeline idempotent:
 a version is unique per (article, content hash) and an alert per (rule, version), so a pass

@@ -1,5 +1,5 @@
 """The config file: pydantic models (``extra="forbid"``) and ``${ENV}`` expansion; the values
-they are made of (durations, sizes, rate limits, ...) are in :mod:`watcher.config_values`.
+they are made of (durations, sizes, rate limits, ...) are in :mod:`watcher.config.values`.
 
 Every problem becomes a :class:`ConfigError` naming the file, the line and the key, e.g.
 ``watcher.yaml:14: feeds[2].interval: bad duration '15 minutes': write it like 30s, 15m, 2h or 7d``.
@@ -23,23 +23,24 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from watcher.config_values import (
+from watcher.config.allowlist import AllowList, parse_allow_entry
+from watcher.config.values import (
     ByteSize,
     Duration,
     ListenAddress,
     Model,
     RateLimit,
-    api_url,
+    notifier_url,
     url_secrets,
 )
+from watcher.config.yamlsource import LocatedData, Path_, format_path, load_yaml
 from watcher.errors import ConfigError, redact_credentials
-from watcher.netguard import AllowList, parse_allow_entry
-from watcher.yamlsource import LocatedData, Path_, format_path, load_yaml
 
 DEFAULT_CONFIG_NAME = "watcher.yaml"
 DEFAULT_STATE_DIR = "watcher-data"
@@ -141,7 +142,7 @@ def check_http_url(url: str) -> str:
 class NotifierConfig(Model):
     """Where a notifier sends: apprise URLs and/or an apprise config file, and how often."""
 
-    urls: list[Annotated[str, Field(min_length=1), AfterValidator(api_url)]] = Field(
+    urls: list[Annotated[str, Field(min_length=1), AfterValidator(notifier_url)]] = Field(
         default_factory=list
     )
     apprise_config: str | None = None
@@ -258,7 +259,7 @@ class Config(Model):
     # How long a retired article (no longer re-checked) keeps its versions and alerts; the
     # daily prune deletes it after that. None: forever.
     keep_versions_for: Duration | None = None
-    # Off by default: article links come from third parties (see watcher.netguard).
+    # Off by default: article links come from third parties (see watcher.pipeline.netguard).
     allow_private_networks: bool = False
     defaults: Defaults = Field(default_factory=Defaults)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
@@ -275,6 +276,13 @@ class Config(Model):
     source: str = Field(default="<memory>", exclude=True)
     # Values substituted from ${VAR}: masked wherever text is shown to a person.
     secrets: frozenset[str] = Field(default_factory=frozenset, exclude=True)
+    # The line of every key in the file, for checks made after loading (see error_at).
+    _lines: dict[Path_, int] = PrivateAttr(default_factory=dict)
+
+    def error_at(self, path: Path_, problem: str) -> ConfigError:
+        """A ConfigError naming the key at ``path`` and its line, for a problem found after
+        loading (apprise refusing a notifier URL, say)."""
+        return LocatedData(None, self._lines, self.source).error(path, problem)
 
     @functools.cached_property
     def masked_values(self) -> tuple[str, ...]:
@@ -545,6 +553,7 @@ def parse_config(text: str, file: str = "<memory>") -> Config:
     data = _expand_env(src.data, (), src, secrets)
     config = _validate(src, data, secrets)
     _check_references(config, src)
+    config._lines = src.lines
     return config
 
 

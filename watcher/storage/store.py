@@ -25,19 +25,20 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
 
 from watcher.errors import StoreError
-from watcher.feeds import FeedEntry
-from watcher.migrations import migrate
 from watcher.records import (
     ArticleState,
     CheckRecord,
     DigestSet,
+    FeedEntry,
     FeedState,
     PollRecord,
     VersionRecord,
     from_row,
     key_digest,
 )
-from watcher.schema import (
+from watcher.storage.alerts import AlertQueries, chunks
+from watcher.storage.migrations import migrate
+from watcher.storage.schema import (
     AlertRow,
     ArticleFeedRow,
     ArticleRow,
@@ -48,7 +49,6 @@ from watcher.schema import (
     SiteLineRow,
     VersionRow,
 )
-from watcher.store_alerts import AlertQueries, chunks
 
 log = logging.getLogger(__name__)
 

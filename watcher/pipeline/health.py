@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from watcher.config import Config
+from watcher.config.models import Config
 from watcher.records import FeedHealthFacts, HealthProblem
 
 

@@ -36,17 +36,15 @@ from typing import Any
 
 import apprise
 
-from watcher import (
-    console,  # noqa: F401  (registers console://)
-    metrics,
-)
+from watcher import metrics
 from watcher.clock import utc_now
-from watcher.config import Config, NotifierConfig, RetrySettings
-from watcher.config_values import RateLimit
+from watcher.config.models import Config, NotifierConfig, RetrySettings
+from watcher.config.values import RateLimit
+from watcher.delivery import console  # noqa: F401  (registers console://)
+from watcher.delivery.render import Message, Renderer, sample_alert, test_message
 from watcher.errors import ConfigError
 from watcher.records import DeliveryOutcome, PendingDelivery
-from watcher.render import Message, Renderer, sample_alert, test_message
-from watcher.store import Store
+from watcher.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +99,7 @@ def build_notifiers(config: Config) -> dict[str, Notifier]:
 
 
 def _notifier(config: Config, name: str, spec: NotifierConfig) -> Notifier:
-    plugins = [apprise.Apprise.instantiate(url) for url in spec.urls]
+    plugins = [_service(config, name, i, url) for i, url in enumerate(spec.urls)]
     if spec.apprise_config:
         plugins += _config_services(config, name, spec)
     targets = tuple(_target(plugin) for plugin in plugins if plugin is not None)
@@ -112,6 +110,22 @@ def _notifier(config: Config, name: str, spec: NotifierConfig) -> Notifier:
             key=f"notifiers.{name}",
         )
     return Notifier(name, targets, spec.digest, spec.rate_limit)
+
+
+def _service(config: Config, name: str, index: int, url: str) -> Any:
+    """The apprise service of one notifier URL; refused with apprise's own reason (it masks
+    secrets) and the key's line, never echoing the URL."""
+    capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+    with capture as logs:
+        plugin = apprise.Apprise.instantiate(url)
+    if plugin is None:
+        said = [line for line in logs.getvalue().splitlines() if line.strip()]
+        reason = "; ".join(said[-2:]) or "unknown scheme or a required part missing"
+        raise config.error_at(
+            ("notifiers", name, "urls", index),
+            f"apprise cannot use this URL: {reason} (`apprise --details` lists the URL forms)",
+        )
+    return plugin
 
 
 def _config_services(config: Config, name: str, spec: NotifierConfig) -> list[Any]:

@@ -1,5 +1,5 @@
 """The stories of ``watcher demo``'s simulated newsroom (fictional places, people and events)
-and the edits its editor makes to them. Pure: no I/O, no threads (see :mod:`watcher.demo`).
+and the edits its editor makes to them. Pure: no I/O, no threads (see :mod:`watcher.demo.newsroom`).
 
 Each draft carries what the editor needs to make real edits: other headlines to rewrite it
 with, other wordings of its first quotation, and paragraphs to add later. Every draft has a

@@ -5,11 +5,11 @@ On SIGTERM or SIGINT the scheduler stops taking work; jobs already running get
 cancelled check leaves no half-written rows: it is simply done again after the restart.
 The same holds for SIGKILL or a power cut (``tests/test_crash.py`` kills it at random).
 
-Before anything else the daemon takes the database's writer lock (:mod:`watcher.lock`) and
+Before anything else the daemon takes the database's writer lock (:mod:`watcher.service.lock`) and
 holds it for its life: a second ``watcher run`` or a ``watcher check`` on the same database
 refuses to start, naming this process.
 
-Under systemd (``systemd/watcher.service``, :mod:`watcher.sdnotify`) the daemon says READY=1
+Under systemd (``systemd/watcher.service``, :mod:`watcher.service.sdnotify`) the daemon says READY=1
 once the scheduler runs, keeps STATUS= up to date with the database's counts, pings the
 watchdog while the scheduler runs (also while draining) and says STOPPING=1 on a stop signal.
 
@@ -30,13 +30,18 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from watcher.config import Config, load_config
+from watcher.config.models import Config, load_config
 from watcher.errors import WatcherError
-from watcher.lock import writer_store
-from watcher.metrics import Exporter, serve_metrics
-from watcher.scheduler import build_scheduler, sync_feed_jobs
-from watcher.sdnotify import SystemdNotifier, status_reporter, watchdog_interval, watchdog_pinger
-from watcher.store import Store
+from watcher.service.exporter import Exporter, serve_metrics
+from watcher.service.lock import writer_store
+from watcher.service.scheduler import build_scheduler, sync_feed_jobs
+from watcher.service.sdnotify import (
+    SystemdNotifier,
+    status_reporter,
+    watchdog_interval,
+    watchdog_pinger,
+)
+from watcher.storage.store import Store
 from watcher.tasks import Context, open_context, reconfigure
 
 log = logging.getLogger(__name__)

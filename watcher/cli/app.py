@@ -28,19 +28,19 @@ from rich.text import Text
 
 from watcher import __version__
 from watcher.clock import utc_now
-from watcher.config import Config, RuleConfig, config_path, load_config
-from watcher.config_values import parse_duration
-from watcher.daemon import RunOptions, run_daemon
-from watcher.demo import follow_up, introduction, running_newsroom, write_config
-from watcher.diff import compute_change
+from watcher.config.models import Config, RuleConfig, config_path, load_config
+from watcher.config.values import parse_duration
+from watcher.delivery.outbox import delivery_setup, send_test
+from watcher.demo.newsroom import follow_up, introduction, running_newsroom, write_config
 from watcher.errors import ConfigError, WatcherError
-from watcher.extract import comparable_text, normalise
-from watcher.feeds import canonical_url
-from watcher.lock import writer_store
-from watcher.outbox import delivery_setup, send_test
+from watcher.pipeline.diff import compute_change
+from watcher.pipeline.extract import comparable_text, normalise
+from watcher.pipeline.feeds import canonical_url
+from watcher.pipeline.rules import documentation
 from watcher.records import AlertRecord, ArticleState, FeedState, VersionRecord
-from watcher.rules import documentation
-from watcher.store import Store
+from watcher.service.daemon import RunOptions, run_daemon
+from watcher.service.lock import writer_store
+from watcher.storage.store import Store
 from watcher.tasks import PassSummary, open_context, run_pass
 
 log = logging.getLogger(__name__)

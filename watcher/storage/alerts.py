@@ -1,4 +1,4 @@
-"""The alert and outbox queries of :class:`watcher.store.Store` (a mixin, for module size).
+"""The alert and outbox queries of :class:`watcher.storage.store.Store` (a mixin, for module size).
 
 The alert row is the outbox entry: the dispatcher routes each new alert to its notifiers (one
 ``delivery`` row per notifier, in one transaction with the alert's ``routed`` mark), then
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, case, func, update
 from sqlmodel import Session, col, select
 
-from watcher.config import HEALTH_RULE
+from watcher.config.models import HEALTH_RULE
 from watcher.records import (
     AlertRecord,
     DeliveryOutcome,
@@ -28,7 +28,7 @@ from watcher.records import (
     PendingDelivery,
     from_row,
 )
-from watcher.schema import (
+from watcher.storage.schema import (
     AlertRow,
     ArticleFeedRow,
     ArticleRow,

@@ -1,0 +1,7 @@
+"""``python -m watcher.cli``: the same as the ``watcher`` command."""
+
+from __future__ import annotations
+
+from watcher.cli import main
+
+main()

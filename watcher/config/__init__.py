@@ -1,0 +1,1 @@
+"""The configuration: pydantic models, friendly values, YAML with a line per key."""

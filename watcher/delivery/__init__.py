@@ -1,0 +1,1 @@
+"""Delivery: messages rendered per channel, the outbox, apprise plugins."""

@@ -1,0 +1,1 @@
+"""``watcher demo``: a simulated newsroom on loopback and the daemon watching it."""

@@ -1,0 +1,1 @@
+"""The stages: fetch (with the SSRF guard), feeds, extract, judge, diff, rules, health."""

@@ -1,0 +1,1 @@
+"""Process life: the daemon, the APScheduler adapter, sd_notify, metrics, the lock."""

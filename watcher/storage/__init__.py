@@ -1,0 +1,1 @@
+"""Storage: the schema, numbered migrations and the store's queries."""
