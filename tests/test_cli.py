@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from support.newsroom import Newsroom, make_story
 from support.server import LoopbackServer
-from watcher.cli import main
+from watcher.cli.commands import main
 from watcher.service.lock import instance_lock
 
 COMMANDS = sorted(main.commands)
@@ -168,7 +168,7 @@ def test_an_internal_error_is_one_masked_line(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("could not reach json://127.0.0.1:9/hook?token=s3cr3t-token")
 
-    monkeypatch.setattr("watcher.cli.app.run_pass", broken)
+    monkeypatch.setattr("watcher.tasks.run_pass", broken)  # imported when `check` runs
     code, _, err = run(config, "check")
     assert code == 1
     assert err.strip().splitlines() == [

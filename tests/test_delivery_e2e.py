@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from support.newsroom import Newsroom, make_story
 from support.receivers import SmtpReceiver, Webhook, parts
 from support.server import LoopbackServer
-from watcher.cli import main
+from watcher.cli.commands import main
 
 SECRET = "hunter2-very-secret"
 HOSTILE = 'The envoy wrote <script>alert("owned")</script> & <b>bold</b> claims.'

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from watcher.cli import main
+from watcher.cli.commands import main
 
 WATCHER = [sys.executable, "-m", "watcher.cli"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}

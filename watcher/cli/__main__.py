@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from watcher.cli import main
+from watcher.cli import run
 
-main()
+run()

@@ -11,8 +11,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import httpx
-
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -106,6 +104,8 @@ def _bad_network(entry: str, text: str) -> str:
 
 
 def _host_name(entry: str, text: str) -> str:
+    import httpx  # here, not at the top: every command loads the config, few need httpx
+
     try:
         host = httpx.URL(f"http://{text}/").raw_host.decode("ascii")
     except (httpx.InvalidURL, UnicodeError):

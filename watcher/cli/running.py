@@ -1,0 +1,121 @@
+"""The commands that do the work: ``check`` (one pass, for cron) and ``run`` (the daemon)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from watcher.cli.app import State, main, pass_state
+
+if TYPE_CHECKING:
+    from watcher.config.models import Config
+    from watcher.tasks import PassSummary
+
+SHOWN_FAILURES = 10
+
+
+@main.command()
+@click.option("--feed", "feeds", multiple=True, metavar="NAME", help="Only this feed (repeatable).")
+@click.option("--recheck-all", is_flag=True, help="Re-check every tracked article, due or not.")
+@pass_state
+def check(state: State, feeds: tuple[str, ...], recheck_all: bool) -> None:
+    """One pass: poll feeds, fetch new articles, re-check due ones, record alerts.
+
+    Refuses (exit 1) while a `watcher run` or another check writes to the same database."""
+    import asyncio
+
+    config = state.config()
+    for name in feeds:
+        config.feed(name)
+    summary = asyncio.run(_check(config, list(feeds) or None, recheck_all))
+    _print_summary(summary, config)
+
+
+async def _check(config: Config, feeds: list[str] | None, recheck_all: bool) -> PassSummary:
+    from watcher.service.lock import writer_store
+    from watcher.tasks import open_context, run_pass
+
+    # The writer lock: beside a daemon or another check, one page could be stored twice.
+    with writer_store(config.database_url(), "check") as store:
+        async with open_context(config, store) as ctx:
+            with _progress_bar() as progress:
+                return await run_pass(ctx, feeds=feeds, recheck_all=recheck_all, progress=progress)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A bar on a terminal; on a pipe, nothing (the summary says it all)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def _print_summary(summary: PassSummary, config: Config) -> None:
+    polls, checks = summary.poll_counts(), summary.check_counts()
+    click.echo(
+        f"feeds polled: {summary.feeds_polled} ({polls['not_modified']} not modified, "
+        f"{polls['failed']} failed)"
+    )
+    click.echo(
+        f"articles: {checks['new']} new, {checks['changed']} changed, "
+        f"{checks['unchanged'] + checks['seen_again']} unchanged "
+        f"({checks['seen_again']} back to an earlier version), {checks['failed']} failed"
+    )
+    click.echo(f"alerts: {summary.alerts}")
+    for change in summary.health:
+        click.echo(config.mask(f"health: {change}"))
+    sent = summary.delivery
+    if sent.messages or sent.waiting or sent.routed:
+        click.echo(
+            f"delivery: {sent.messages} messages sent or tried; alerts {sent.sent} delivered, "
+            f"{sent.retrying} to retry, {sent.gave_up} given up, {sent.waiting} held "
+            "(digest or rate limit)"
+        )
+    for poll in summary.polls:
+        if poll.error or poll.warning:
+            problem = poll.error or f"warning: {poll.warning}"
+            click.echo(config.mask(f"  feed {poll.feed}: {problem}"), err=True)
+    failed = [check for check in summary.checks if check.error]
+    for check in failed[:SHOWN_FAILURES]:
+        click.echo(config.mask(f"  article {check.url}: {check.error}"), err=True)
+    if len(failed) > SHOWN_FAILURES:
+        click.echo(f"  ... and {len(failed) - SHOWN_FAILURES} more failed articles", err=True)
+
+
+@main.command()
+@pass_state
+def run(state: State) -> None:
+    """Run as a service: poll each feed on its interval and re-check articles when due.
+
+    Logs one line per event on stderr. Stops cleanly on SIGTERM or Ctrl-C. One writer per
+    database: a second `run` or a `check` exits 1 naming this process."""
+    import asyncio
+
+    from watcher.service.daemon import run_daemon
+
+    config = state.config()
+    state.setup_logging(logging.INFO)
+    asyncio.run(run_daemon(config))
