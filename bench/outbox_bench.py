@@ -43,10 +43,15 @@ import apprise  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from watcher.clock import utc_now  # noqa: E402
-from watcher.config.models import Config, parse_config  # noqa: E402
+from watcher.config.loading import parse_config  # noqa: E402
+from watcher.config.models import Config  # noqa: E402
 from watcher.delivery.outbox import Outbox  # noqa: E402
-from watcher.pipeline.feeds import FeedEntry  # noqa: E402
-from watcher.records import CheckRecord, NewAlert, NewVersion  # noqa: E402
+from watcher.records import (  # noqa: E402
+    CheckRecord,
+    FeedEntry,
+    NewAlert,
+    NewVersion,
+)
 from watcher.storage.store import Store, engine_url  # noqa: E402
 
 FEED = ("wire", "http://127.0.0.1:9/feed.xml")

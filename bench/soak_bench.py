@@ -56,7 +56,8 @@ from typing import IO
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # runs from a checkout without installing the package
 
-from watcher.config.models import Config, load_config  # noqa: E402
+from watcher.config.loading import load_config  # noqa: E402
+from watcher.config.models import Config  # noqa: E402
 from watcher.service.daemon import DRAIN_SECONDS  # noqa: E402
 from watcher.service.scheduler import RECHECK_BATCH, RECHECK_EVERY  # noqa: E402
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import trafilatura  # noqa: E402
 
-from watcher.config.models import parse_config  # noqa: E402
+from watcher.config.loading import parse_config  # noqa: E402
 from watcher.tasks import Context, check_article, open_context, poll_feed  # noqa: E402
 
 CORPUS = ROOT.parent / "shared" / "corpora" / "article-extraction"

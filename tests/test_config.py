@@ -9,7 +9,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.config.models import DEFAULT_RECHECK, load_config, parse_config
+from watcher.config.loading import load_config, parse_config
+from watcher.config.models import DEFAULT_RECHECK
 from watcher.config.values import parse_duration
 from watcher.errors import ConfigError
 

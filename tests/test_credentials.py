@@ -19,7 +19,8 @@ from test_hostile import STORY, Item, database_text, make_config, one_pass, page
 from support.server import LoopbackServer, Reply
 from watcher.config.models import Config
 from watcher.errors import FetchError, redact_credentials
-from watcher.pipeline.feeds import parse_feed, userinfo_allowed, without_userinfo
+from watcher.pipeline.feeds import parse_feed
+from watcher.pipeline.urls import userinfo_allowed, without_userinfo
 from watcher.storage.store import Store
 from watcher.tasks import CheckOutcome, check_article, open_context
 

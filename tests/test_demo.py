@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from watcher.config.models import load_config
+from watcher.config.loading import load_config
 from watcher.demo.newsroom import (
     PUBLISH_EVERY,
     Editor,

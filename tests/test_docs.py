@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.config.models import parse_config
+from watcher.config.loading import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)

@@ -16,12 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.errors import ExtractError
-from watcher.pipeline.extract import (
-    Extracted,
+from watcher.pipeline.extract import Extracted, extract_article, fragment_to_text
+from watcher.pipeline.normalise import (
     comparable_text,
     content_hash,
-    extract_article,
-    fragment_to_text,
     is_generic_furniture,
     line_keys,
     mask_line,

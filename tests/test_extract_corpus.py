@@ -24,7 +24,8 @@ import pytest
 from lxml import etree, html  # type: ignore[import-untyped]
 
 from watcher.pipeline.diff import compute_change
-from watcher.pipeline.extract import Extracted, comparable_text, extract_article, normalise
+from watcher.pipeline.extract import Extracted, extract_article
+from watcher.pipeline.normalise import comparable_text, normalise
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "article-extraction"
 EDITED_WORD = "quindecillion"

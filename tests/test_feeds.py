@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from watcher.errors import FeedError
-from watcher.pipeline.feeds import FeedEntry, ParsedFeed, canonical_url, parse_feed
+from watcher.pipeline.feeds import ParsedFeed, parse_feed
+from watcher.pipeline.urls import canonical_url
+from watcher.records import FeedEntry
 
 FEED_URL = "https://news.example.org/feeds/world.xml"
 RSS_HEADERS = {"Content-Type": "application/rss+xml; charset=utf-8"}

@@ -23,7 +23,7 @@ from test_feeds_corpus import CORPUS, corpus_headers
 
 from support.corpus import print_outcomes
 from support.server import LoopbackServer, Reply
-from watcher.config.models import parse_config
+from watcher.config.loading import parse_config
 from watcher.errors import FeedError
 from watcher.pipeline.feeds import parse_feed
 from watcher.storage.store import Store

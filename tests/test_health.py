@@ -13,7 +13,8 @@ from typing import Any
 from support.clock import Clock
 from support.receivers import Webhook
 from support.server import LoopbackServer, Reply
-from watcher.config.models import Config, parse_config
+from watcher.config.loading import parse_config
+from watcher.config.models import Config
 from watcher.pipeline.health import current_problems
 from watcher.records import FeedHealthFacts
 from watcher.storage.store import Store

@@ -32,7 +32,8 @@ import pytest
 from sqlalchemy import MetaData, select
 
 from support.server import Closing, LoopbackServer, Reply
-from watcher.config.models import Config, parse_config
+from watcher.config.loading import parse_config
+from watcher.config.models import Config
 from watcher.pipeline.extract import extract_article
 from watcher.records import ArticleState, VersionRecord
 from watcher.storage.store import Store

@@ -18,7 +18,8 @@ from support.newsroom import Newsroom, make_story
 from support.processes import running, stop, wait_for, watcher
 from support.receivers import free_port
 from support.server import LoopbackServer
-from watcher.config.models import Config, parse_config
+from watcher.config.loading import parse_config
+from watcher.config.models import Config
 from watcher.errors import ConfigError, MetricsError
 from watcher.metrics import (
     Metrics,

@@ -14,7 +14,8 @@ import pytest
 
 from support.newsroom import Newsroom, Story, make_story
 from support.server import LoopbackServer, Reply
-from watcher.config.models import Config, parse_config
+from watcher.config.loading import parse_config
+from watcher.config.models import Config
 from watcher.errors import ConfigError, FetchError
 from watcher.pipeline.fetch import Fetcher, URLCheck
 from watcher.pipeline.netguard import (

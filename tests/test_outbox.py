@@ -14,10 +14,10 @@ import pytest
 
 from support.clock import Clock
 from support.receivers import SmtpReceiver, Webhook, parts
-from watcher.config.models import Config, parse_config
+from watcher.config.loading import parse_config
+from watcher.config.models import Config
 from watcher.delivery.outbox import DispatchSummary, Outbox
-from watcher.pipeline.feeds import FeedEntry
-from watcher.records import CheckRecord, NewAlert, NewVersion
+from watcher.records import CheckRecord, FeedEntry, NewAlert, NewVersion
 from watcher.storage.store import Store
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from support.clock import Clock
 from support.server import LoopbackServer, Reply
-from watcher.config.models import Config, parse_config
+from watcher.config.loading import parse_config
+from watcher.config.models import Config
 from watcher.storage.store import Store
 from watcher.tasks import PollOutcome, open_context, poll_backoff, poll_feed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from support.server import LoopbackServer, Reply
-from watcher.config.models import parse_config
+from watcher.config.loading import parse_config
 from watcher.service.scheduler import RECHECK_JOB, _check_due_then_send, build_scheduler
 from watcher.storage.store import Store
 from watcher.tasks import open_context, poll_feed

@@ -12,7 +12,8 @@ import pytest
 from support.newsroom import Newsroom, make_story
 from support.server import LoopbackServer, Reply, conditional
 from watcher.clock import utc_now
-from watcher.config.models import Config, parse_config
+from watcher.config.loading import parse_config
+from watcher.config.models import Config
 from watcher.storage.store import Store
 from watcher.tasks import PassSummary, open_context, run_pass
 

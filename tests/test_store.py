@@ -12,8 +12,14 @@ from sqlmodel import SQLModel
 
 from watcher.clock import utc_now
 from watcher.errors import StoreError
-from watcher.pipeline.feeds import FeedEntry
-from watcher.records import CheckRecord, DeliveryOutcome, NewAlert, NewVersion, PollRecord
+from watcher.records import (
+    CheckRecord,
+    DeliveryOutcome,
+    FeedEntry,
+    NewAlert,
+    NewVersion,
+    PollRecord,
+)
 from watcher.storage.schema import SCHEMA_VERSION
 from watcher.storage.store import Store
 

@@ -32,12 +32,13 @@ from watcher.errors import (
     WatcherError,
 )
 from watcher.pipeline.extract import extract_article, fragment_to_text
-from watcher.pipeline.feeds import parse_feed, userinfo_allowed
+from watcher.pipeline.feeds import parse_feed
 from watcher.pipeline.fetch import Fetcher, FetchLimits, StatusError, URLCheck
 from watcher.pipeline.health import current_problems
 from watcher.pipeline.judge import Judgement, Page, judge
 from watcher.pipeline.netguard import Refused, url_guard
 from watcher.pipeline.rules import Rule, compile_rules
+from watcher.pipeline.urls import userinfo_allowed
 from watcher.records import ArticleState, CheckRecord, FeedState, PollRecord
 from watcher.storage.store import Store
 

@@ -51,7 +51,7 @@ class State:
 
     def config(self) -> Config:
         if self._config is None:
-            from watcher.config.models import config_path, load_config
+            from watcher.config.loading import config_path, load_config
 
             self._config = load_config(config_path(self.config_option))
             mask_logs(self._config.mask)

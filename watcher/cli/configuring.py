@@ -57,7 +57,7 @@ def rules(state: State) -> None:
     """What rules can say, and the rules this config sets."""
     from rich.markup import escape
 
-    from watcher.config.models import config_path
+    from watcher.config.loading import config_path
     from watcher.pipeline.rules import documentation
 
     console = out()

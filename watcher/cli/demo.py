@@ -47,7 +47,7 @@ def demo_command(
     import asyncio
     import tempfile
 
-    from watcher.config.models import load_config
+    from watcher.config.loading import load_config
     from watcher.demo.newsroom import follow_up, introduction, running_newsroom, write_config
 
     every = duration_option(edit_every, "--edit-every")

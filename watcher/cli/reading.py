@@ -137,7 +137,7 @@ def history(state: State, url: str) -> None:
 
 
 def _article(store: Store, url: str) -> ArticleState:
-    from watcher.pipeline.feeds import canonical_url
+    from watcher.pipeline.urls import canonical_url
 
     article = store.find_article(url) or store.find_article(canonical_url(url))
     if article is None:
@@ -168,7 +168,7 @@ def diff(state: State, url: str, from_: int | None, to: int | None) -> None:
     from rich.text import Text
 
     from watcher.pipeline.diff import compute_change
-    from watcher.pipeline.extract import comparable_text, normalise
+    from watcher.pipeline.normalise import comparable_text, normalise
 
     with state.store() as store:
         article = _article(store, url)

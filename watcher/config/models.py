@@ -7,7 +7,6 @@ Every problem becomes a :class:`ConfigError` naming the file, the line and the k
 
 from __future__ import annotations
 
-import difflib
 import functools
 import operator
 import os
@@ -16,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -24,7 +23,6 @@ from pydantic import (
     BeforeValidator,
     Field,
     PrivateAttr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -39,7 +37,7 @@ from watcher.config.values import (
     notifier_url,
     url_secrets,
 )
-from watcher.config.yamlsource import LocatedData, Path_, format_path, load_yaml
+from watcher.config.yamlsource import LocatedData, Path_
 from watcher.errors import ConfigError, redact_credentials
 
 DEFAULT_CONFIG_NAME = "watcher.yaml"
@@ -410,165 +408,3 @@ def cut_schedule(
     kept = [step for step in steps if step.until < track_for]
     covering = next((s for s in steps if s.until >= track_for), steps[-1])
     return (*kept, RecheckStep(until=track_for, every=covering.every))
-
-
-# --------------------------------------------------------------------------- loading
-
-_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand_env(value: Any, path: Path_, src: LocatedData, found: set[str]) -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string; ``$$`` is a literal ``$``."""
-    if isinstance(value, dict):
-        return {k: _expand_env(v, (*path, k), src, found) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(v, (*path, i), src, found) for i, v in enumerate(value)]
-    if not isinstance(value, str) or "$" not in value:
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            found.add(os.environ[name])
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise src.error(path, f"environment variable {name} is not set (used as ${{{name}}})")
-
-    return _ENV_REF.sub(substitute, value)
-
-
-_HINTS = {"on": "rules say which events they fire on with `events:`"}
-
-
-def _friendly(error: Any, model_fields: dict[Path_, list[str]]) -> str:
-    kind, message, loc = error["type"], str(error["msg"]), tuple(error["loc"])
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        if key in _HINTS:
-            return f"unknown key {key!r}: {_HINTS[key]}"
-        close = difflib.get_close_matches(key, model_fields.get(loc[:-1], []), n=1)
-        return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
-    if kind == "missing":
-        return "required key is missing"
-    return message.removeprefix("Value error, ")
-
-
-def _known_fields(data: Any) -> dict[Path_, list[str]]:
-    """Field names allowed at each path, for "did you mean" hints."""
-    names: dict[Path_, list[str]] = {
-        (): list(Config.model_fields),
-        ("defaults",): list(Defaults.model_fields),
-        ("fetch",): list(FetchSettings.model_fields),
-        ("delivery",): list(DeliverySettings.model_fields),
-        ("metrics",): list(MetricsSettings.model_fields),
-        ("delivery", "retry"): list(RetrySettings.model_fields),
-        ("health",): list(HealthSettings.model_fields),
-    }
-    notifiers = data.get("notifiers") if isinstance(data, dict) else None
-    for name, spec in notifiers.items() if isinstance(notifiers, dict) else ():
-        if isinstance(spec, dict):
-            names[("notifiers", name)] = list(NotifierConfig.model_fields)
-    for key, model in (("feeds", FeedConfig), ("rules", RuleConfig)):
-        items = data.get(key) if isinstance(data, dict) else None
-        for i in range(len(items) if isinstance(items, list) else 0):
-            names[(key, i)] = list(model.model_fields)
-    return names
-
-
-def _loc_path(loc: tuple[Any, ...]) -> Path_:
-    return tuple(p if isinstance(p, int) else str(p) for p in loc)
-
-
-def _validate(src: LocatedData, data: Any, secrets: set[str]) -> Config:
-    if not isinstance(data, dict):
-        raise ConfigError(
-            "the file must be a mapping of keys (database, feeds, rules, ...)",
-            file=src.file,
-            line=1,
-        )
-    data.pop("source", None)
-    data.pop("secrets", None)
-    try:
-        return Config.model_validate({**data, "source": src.file, "secrets": frozenset(secrets)})
-    except ValidationError as exc:
-        fields = _known_fields(data)
-        errors = sorted(exc.errors(), key=lambda e: src.line_of(_loc_path(e["loc"])) or 0)
-        first, *rest = errors
-        path = _loc_path(first["loc"])
-        more = [
-            f"\n  {src.file}:{src.line_of(_loc_path(e['loc']))}: "
-            f"{format_path(_loc_path(e['loc']))}: {_friendly(e, fields)}"
-            for e in rest[:9]
-        ]
-        raise src.error(path, _friendly(first, fields) + "".join(more)) from None
-
-
-def _check_references(config: Config, src: LocatedData) -> None:
-    """Cross-references pydantic cannot see: names that must exist, names that must be unique."""
-    feed_names: set[str] = set()
-    for i, feed in enumerate(config.feeds):
-        if feed.name in feed_names:
-            raise src.error(("feeds", i, "name"), f"duplicate feed name {feed.name!r}")
-        feed_names.add(feed.name)
-    tags = {tag for feed in config.feeds for tag in feed.tags}
-    rule_names: set[str] = set()
-    for i, rule in enumerate(config.rules):
-        if rule.name in rule_names:
-            raise src.error(("rules", i, "name"), f"duplicate rule name {rule.name!r}")
-        if rule.name == HEALTH_RULE:
-            raise src.error(
-                ("rules", i, "name"), f"{HEALTH_RULE!r} is reserved for feed-health alerts"
-            )
-        rule_names.add(rule.name)
-        _check_names(src, ("rules", i, "feeds"), rule.feeds, feed_names, "feed")
-        _check_names(src, ("rules", i, "tags"), rule.tags, tags, "feed tag")
-        _check_names(src, ("rules", i, "notify"), rule.notify, set(config.notifiers), "notifier")
-    notifier_names = set(config.notifiers)
-    _check_names(src, ("delivery", "default"), config.delivery.default, notifier_names, "notifier")
-    _check_names(src, ("health", "notify"), config.health.notify, notifier_names, "notifier")
-    for name, notifier in config.notifiers.items():
-        if notifier.apprise_config and not config.relative_path(notifier.apprise_config).is_file():
-            path = config.relative_path(notifier.apprise_config)
-            raise src.error(("notifiers", name, "apprise_config"), f"no such file: {path}")
-
-
-def _check_names(
-    src: LocatedData, path: Path_, used: list[str], known: set[str], what: str
-) -> None:
-    for j, name in enumerate(used):
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            listing = ", ".join(sorted(known)) or "none defined"
-            raise src.error((*path, j), f"unknown {what} {name!r}{hint}; known: {listing}")
-
-
-def parse_config(text: str, file: str = "<memory>") -> Config:
-    """Validate config text; raises ConfigError naming file, line and key."""
-    src = load_yaml(text, file)
-    secrets: set[str] = set()
-    data = _expand_env(src.data, (), src, secrets)
-    config = _validate(src, data, secrets)
-    _check_references(config, src)
-    config._lines = src.lines
-    return config
-
-
-def config_path(explicit: str | None) -> Path:
-    """``-c`` if given, else $WATCHER_CONFIG, else ./watcher.yaml."""
-    return Path(explicit or os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG_NAME)
-
-
-def load_config(path: Path) -> Config:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "no such file (give one with -c/--config or $WATCHER_CONFIG)", file=str(path)
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the file: {exc}", file=str(path)) from None
-    return parse_config(text, str(path))

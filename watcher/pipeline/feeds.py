@@ -3,17 +3,17 @@
 RSS 0.9x/1.0/2.0 and Atom go through feedparser; JSON Feed is read here, because
 feedparser 6.0 does not understand it. feedparser is always handed a byte stream, never a
 string: given a string (or bytes naming an existing file) it would fetch a URL or open a
-local file by itself. Nor is it handed every document as fetched (see :func:`_prepare`):
-UTF-8 with a few invalid bytes is repaired first, and a document that declares entities gets
-a prolog of our own, as entity expansion is the one way a small feed can grow huge.
+local file by itself. Nor is it handed every document as fetched (see
+:mod:`watcher.pipeline.feedsafe`): UTF-8 with a few invalid bytes is repaired first, and a
+document that declares entities gets a prolog of our own, as entity expansion is the one way
+a small feed can grow huge.
 
 An entry's identity (:attr:`FeedEntry.key`) is its guid/id when it has one, else its
-canonical URL, so a publisher appending ``?utm_source=rss`` does not make a new article.
+canonical URL (:mod:`watcher.pipeline.urls`).
 """
 
 from __future__ import annotations
 
-import codecs
 import io
 import json
 import logging
@@ -24,42 +24,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
-from feedparser.encodings import convert_to_utf8
 
 from watcher.errors import FeedError
-from watcher.pipeline.extract import mostly_utf8
+from watcher.pipeline.feedsafe import prepare_document
+from watcher.pipeline.urls import canonical_url, userinfo_allowed, without_userinfo
 from watcher.records import FeedEntry
 
-__all__ = [
-    "FeedEntry",
-    "ParsedFeed",
-    "canonical_url",
-    "parse_feed",
-    "userinfo_allowed",
-    "without_userinfo",
-]
+__all__ = ["ParsedFeed", "parse_feed"]
 
 log = logging.getLogger(__name__)
 
-# Query parameters that only tell the publisher where a click came from. Compared
-# case-insensitively; any name starting with "utm_" is one as well.
-TRACKING_PARAMS = frozenset(
-    {
-        "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
-        "twclid", "ttclid", "li_fat_id", "igshid", "mc_cid", "mc_eid", "_ga", "_gl",
-        "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id", "rb_clickid",
-        "ref", "ref_src", "ref_url", "cmpid", "icid", "ocid", "smid", "spm", "wt_mc",
-    }
-)  # fmt: skip
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _HTML_SNIFF = re.compile(rb"<!doctype\s+html|<html[\s>]", re.IGNORECASE)
 _JSONFEED_VERSION = "https://jsonfeed.org/version/"
-# Characters the kept entity declarations of one document may add, all references together.
-ENTITY_BUDGET = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -84,67 +64,6 @@ def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str] | None = 
     return _parse_xml_feed(content, url, _response_headers(url, headers))
 
 
-def canonical_url(url: str, base: str | None = None) -> str:
-    """The URL two links to the same article share (raises ValueError if unparseable).
-
-    Lower-cases scheme and host, drops credentials (``user:pass@``), the default port, the
-    fragment and tracking parameters; keeps the other parameters byte for byte and in order.
-    Idempotent.
-    """
-    parts = urlsplit(urljoin(base, url) if base else url)
-    scheme = parts.scheme.lower()
-    netloc = _canonical_netloc(parts.netloc, scheme)
-    path = parts.path or ("/" if netloc else "")
-    if not netloc and path.startswith("//"):
-        # "http:////x" has no host; left as is it would come back as host "x".
-        path = "/" + path.lstrip("/")
-    kept = [p for p in parts.query.split("&") if p and not _is_tracking(p)]
-    return urlunsplit((scheme, netloc, path, "&".join(kept), ""))
-
-
-def _canonical_netloc(netloc: str, scheme: str) -> str:
-    # Credentials are no part of an article's identity, and the canonical URL is stored,
-    # shown and logged: it never carries them.
-    hostport = netloc.rpartition("@")[2]
-    host, colon, port = hostport.rpartition(":")
-    # "[::1]" has colons of its own: only a colon after the closing bracket starts a port.
-    if not colon or "]" in port:
-        host, port = hostport, ""
-    if port in ("", _DEFAULT_PORTS.get(scheme)):
-        hostport = host
-    return hostport.lower()
-
-
-def userinfo_allowed(link: str, feed_url: str) -> bool:
-    """Whether ``link`` may carry the credentials it carries (or carries none): only when
-    the feed's own URL, written by the user, has credentials for the same host.
-
-    A link's ``user:pass@`` comes from the publisher's feed: kept, it would sit in the
-    database and the logs, and be sent to whichever host the link names.
-    """
-    try:
-        link_parts, feed_parts = urlsplit(link), urlsplit(feed_url)
-        if link_parts.username is None and link_parts.password is None:
-            return True
-        same_host = (link_parts.hostname or "") == (feed_parts.hostname or "")
-    except ValueError:
-        return False
-    return same_host and (feed_parts.username is not None or feed_parts.password is not None)
-
-
-def without_userinfo(url: str) -> str:
-    """``url`` with any ``user:pass@`` removed (everything else unchanged)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def _is_tracking(param: str) -> bool:
-    name = param.partition("=")[0].lower()
-    return name.startswith("utm_") or name in TRACKING_PARAMS
-
-
 # --- XML feeds (feedparser) ------------------------------------------------------------------
 
 
@@ -162,7 +81,7 @@ def _response_headers(url: str, headers: Mapping[str, str] | None) -> dict[str, 
 
 def _parse_xml_feed(content: bytes, url: str, headers: dict[str, str]) -> ParsedFeed:
     try:
-        document, parse_headers, note = _prepare(content, headers)
+        document, parse_headers, note = prepare_document(content, headers)
         parsed = feedparser.parse(io.BytesIO(document), response_headers=parse_headers)
     except Exception as exc:  # feedparser has crashed on odd input before; never let it out
         log.debug("feedparser crashed on %s", url, exc_info=True)
@@ -182,154 +101,6 @@ def _parse_xml_feed(content: bytes, url: str, headers: dict[str, str]) -> Parsed
     entries = _unique(_xml_entry(raw, url) for raw in raw_entries)
     title = _text_of(parsed.get("feed", {}), "title")
     return ParsedFeed(title=title, entries=entries, warning=problem)
-
-
-# --- declared entities ------------------------------------------------------------------------
-#
-# A DOCTYPE's internal subset may declare entities, and two parsers would expand them. expat
-# (feedparser's strict pass) only stops at 100 times the input once past 8 MiB, so a 10 MB
-# feed could grow to 1 GB; feedparser's loose pass, which runs whenever expat gives up, expands
-# every entity bound to plain text with no limit at all (100 KB of text referenced 2,000
-# times: 400 MB of text and 13 s). feedparser also finds the DOCTYPE with a regular
-# expression that a comment holding "<x" defeats, handing expat the whole DTD. So a document
-# that declares any entity gets a prolog of our own: the XML declaration and a DOCTYPE with
-# only the entities bound to plain text or to one character reference, and those only while
-# all their uses add at most ENTITY_BUDGET characters. External (SYSTEM/PUBLIC), parameter
-# and nested entities are dropped, and their references stay literal text. This runs on the
-# document as feedparser will decode it, so a UTF-16 or UTF-7 label hides nothing.
-
-_ENTITY_DECLARATION = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_KEPT_ENTITY = re.compile(
-    rb"""<!ENTITY\s+(\w+)\s+(["'])([^"'&%<>]*|&#(?:[0-9]{1,7}|x[0-9a-fA-F]{1,6});)\2\s*>"""
-)
-_ELEMENT_START = re.compile(rb"<\w")  # what feedparser takes for the end of the prolog
-_DECLARATION_TOKEN = re.compile(rb"""["'\[\]>]|<!--|<\?""")
-_CLOSERS = {b'"': b'"', b"'": b"'", b"<!--": b"-->", b"<?": b"?>"}
-# A real prolog is a few hundred bytes: scanning and collecting stop here (the rest of an
-# overlong prolog is dropped with it).
-_PROLOG_LIMIT = 64 * 1024
-
-
-def _prepare(content: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str], str | None]:
-    """The document to hand feedparser, its headers, and a note if declarations were dropped.
-
-    The bytes are left alone unless (1) they are UTF-8 with a few invalid bytes, which
-    become U+FFFD: feedparser would otherwise fall back to windows-1252 or ISO-8859-2 for the
-    whole document, turning every accented word of every entry into mojibake; or (2) the
-    document, decoded as feedparser will decode it, contains "<!ENTITY" anywhere: then it is
-    returned as UTF-8, labelled so, with a prolog of our own in front of its first element.
-    """
-    probe: dict[str, Any] = {}
-    decoded: bytes = convert_to_utf8(headers, content, probe)
-    fell_back = isinstance(probe.get("bozo_exception"), feedparser.CharacterEncodingOverride)
-    if fell_back and mostly_utf8(content):
-        repaired = content.decode("utf-8", errors="replace").encode("utf-8")
-        check: dict[str, Any] = {}
-        redecoded: bytes = convert_to_utf8(headers, repaired, check)
-        # Only if feedparser now reads it as UTF-8 (a UTF-16 label, say, would not).
-        if _codec_name(check.get("encoding")) == "utf-8":
-            content, decoded = repaired, redecoded
-    if not _ENTITY_DECLARATION.search(decoded):
-        return content, headers, None
-    return _defuse_entities(decoded, headers)
-
-
-def _codec_name(label: object) -> str | None:
-    try:
-        return codecs.lookup(label).name if isinstance(label, str) and label else None
-    except LookupError:
-        return None
-
-
-def _defuse_entities(
-    decoded: bytes, headers: dict[str, str]
-) -> tuple[bytes, dict[str, str], str | None]:
-    """A UTF-8 document whose prolog declares only entities that cannot grow or reach out."""
-    start = _prolog_end(decoded)
-    prolog, body = decoded[:start], decoded[start:]
-    kept: dict[bytes, bytes] = {}
-    for match in _KEPT_ENTITY.finditer(prolog, 0, _PROLOG_LIMIT):
-        kept.setdefault(match.group(1), match.group(3))  # XML: the first declaration binds
-    if _growth(kept, body) > ENTITY_BUDGET:
-        kept = {name: value for name, value in kept.items() if value.startswith(b"&#")}
-    declared = len(_ENTITY_DECLARATION.findall(prolog, 0, _PROLOG_LIMIT))
-    note = None
-    if declared > len(kept) or len(prolog) > _PROLOG_LIMIT:
-        note = "ignored the DOCTYPE's external, parameter, nested or oversized entity declarations"
-    entities = b"".join(b'<!ENTITY %s "%s">\n' % item for item in kept.items())
-    doctype = b"<!DOCTYPE feed [\n" + entities + b"]>\n" if entities else b""
-    # Valid UTF-8 whatever feedparser's decoding fell back to, so it reads it back unchanged.
-    text = body.decode("utf-8", "replace").encode("utf-8")
-    document = b'<?xml version="1.0" encoding="utf-8"?>\n' + doctype + text
-    relabelled = {**headers, "content-type": "application/xml; charset=utf-8"} if headers else {}
-    return document, relabelled, note
-
-
-def _growth(entities: Mapping[bytes, bytes], body: bytes) -> int:
-    """Characters that expanding the body's references would add (counted up to the budget).
-
-    Only references longer than what they stand for are looked for, so the count takes at
-    most ENTITY_BUDGET steps however many references the body holds.
-    """
-    adds = {
-        b"&%s;" % name: len(value) - len(name) - 2
-        for name, value in entities.items()
-        if not value.startswith(b"&#") and len(value) > len(name) + 2
-    }
-    if not adds:
-        return 0
-    total = 0
-    for match in re.finditer(b"|".join(map(re.escape, adds)), body):
-        total += adds[match.group()]
-        if total > ENTITY_BUDGET:
-            break
-    return total
-
-
-def _prolog_end(data: bytes) -> int:
-    """Where the first element starts, skipping comments, processing instructions and
-    declarations (a DOCTYPE with its quoted strings and internal subset) as XML reads them.
-
-    Always the position of a "<" + word character (or the end), so whatever follows the new
-    prolog starts with an element for expat and for feedparser's own prolog regex alike.
-    """
-    pos = 0
-    while pos < _PROLOG_LIMIT:
-        pos = data.find(b"<", pos)
-        if pos < 0:
-            return len(data)
-        if data.startswith((b"<!--", b"<?"), pos):
-            opener = b"<!--" if data.startswith(b"<!--", pos) else b"<?"
-            pos = _past(data, _CLOSERS[opener], pos + len(opener))
-        elif data.startswith(b"<!", pos):
-            pos = _declaration_end(data, pos + 2)
-        elif _ELEMENT_START.match(data, pos):
-            return pos
-        else:
-            pos += 1
-    found = _ELEMENT_START.search(data, pos)
-    return found.start() if found else len(data)
-
-
-def _declaration_end(data: bytes, pos: int) -> int:
-    depth = 0  # inside the internal subset's [ ... ]
-    while pos < _PROLOG_LIMIT and (token := _DECLARATION_TOKEN.search(data, pos)):
-        pos = token.end()
-        mark = token.group()
-        if mark in _CLOSERS:
-            pos = _past(data, _CLOSERS[mark], pos)
-        elif mark == b"[":
-            depth += 1
-        elif mark == b"]":
-            depth = max(0, depth - 1)
-        elif depth == 0:  # ">"
-            return pos
-    return pos if pos >= _PROLOG_LIMIT else len(data)
-
-
-def _past(data: bytes, closer: bytes, pos: int) -> int:
-    end = data.find(closer, pos)
-    return len(data) if end < 0 else end + len(closer)
 
 
 def _xml_entry(raw: Mapping[str, Any], url: str) -> FeedEntry | None:

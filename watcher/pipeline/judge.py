@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from watcher.pipeline.diff import Change, compute_change, document, hunks
-from watcher.pipeline.extract import comparable_text, content_hash, line_keys, normalise
+from watcher.pipeline.normalise import comparable_text, content_hash, line_keys, normalise
 from watcher.pipeline.rules import Match, Rule, Subject, evaluate
 from watcher.records import ArticleState, NewAlert, NewVersion, VersionRecord
 

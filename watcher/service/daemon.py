@@ -30,7 +30,8 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from watcher.config.models import Config, load_config
+from watcher.config.loading import load_config
+from watcher.config.models import Config
 from watcher.errors import WatcherError
 from watcher.service.exporter import Exporter, serve_metrics
 from watcher.service.lock import writer_store
