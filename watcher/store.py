@@ -75,6 +75,8 @@ _FEED_NAMES = (
     .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
 )
 
+# Tries of one chunk of feed entries that keeps meeting a concurrent poll of the same stories.
+CHUNK_TRIES = 5
 # A line recurring in this many distinct articles of one host is page furniture.
 FURNITURE_MIN_ARTICLES = 3
 FURNITURE_CACHE_SECONDS = 60.0
@@ -334,10 +336,24 @@ class Store(AlertQueries):
                 deferred += len(chunk)  # an upper bound: known ones among them are not new
                 continue
             room = None if max_new is None else max_new - new
-            with self._transaction() as connection:
-                taken = take_chunk(connection, feed_id, chunk, now, room)
+            taken = self._take_chunk(feed_id, chunk, now, room)
             new, deferred = new + taken.new, deferred + taken.deferred
         return EntriesTaken(new, deferred)
+
+    def _take_chunk(
+        self, feed_id: int, chunk: Sequence[FeedEntry], now: datetime, room: int | None
+    ) -> EntriesTaken:
+        for attempt in range(1, CHUNK_TRIES + 1):
+            try:
+                with self._transaction() as connection:
+                    return take_chunk(connection, feed_id, chunk, now, room)
+            except IntegrityError:
+                # Another feed's poll, in another thread, created one of these stories since
+                # the chunk looked them up: its transaction rolled back; look again.
+                if attempt == CHUNK_TRIES:
+                    raise
+                log.debug("feed %s: a chunk met a concurrent poll, taking it again", feed_id)
+        raise AssertionError("unreachable")
 
     def due_article_ids(
         self,
