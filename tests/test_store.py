@@ -154,6 +154,7 @@ def test_a_schema_1_database_is_migrated_and_its_alerts_are_routed(tmp_path: Pat
     SQLModel.metadata.create_all(engine, tables=old_tables)
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE feed DROP COLUMN disabled_at"))  # added in 2
+        connection.execute(text("ALTER TABLE feed DROP COLUMN body_digest"))  # added in 3
         connection.execute(text("INSERT INTO watcher_meta VALUES ('schema_version', '1')"))
         connection.execute(
             text(

@@ -35,6 +35,7 @@ class FeedState:
     last_error: str | None
     entries_seen: int
     disabled_at: datetime | None = None
+    body_digest: str | None = None
     articles: int = 0
 
 
@@ -52,6 +53,17 @@ class PollRecord:
     entries: int = 0
     disable: bool = False  # the feed is gone (410): stop polling it
     skipped: bool = False  # not polled (backing off or disabled): only next_poll_at changes
+    # The digest of a body whose entries are all tracked (None: parse the next body, whatever
+    # it is): the same bytes next time need no parsing.
+    body_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class EntriesTaken:
+    """What tracking a feed's entries did."""
+
+    new: int  # articles created
+    deferred: int  # new entries left for the next polls (over the limit, or stopping)
 
 
 @dataclass(frozen=True)

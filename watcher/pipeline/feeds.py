@@ -14,6 +14,7 @@ canonical URL (:mod:`watcher.pipeline.urls`).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -33,7 +34,7 @@ from watcher.pipeline.feedsafe import prepare_document
 from watcher.pipeline.urls import canonical_url, userinfo_allowed, without_userinfo
 from watcher.records import FeedEntry
 
-__all__ = ["ParsedFeed", "parse_feed"]
+__all__ = ["ParsedFeed", "feed_digest", "parse_feed"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,20 @@ def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str] | None = 
     if _looks_like_json(content):
         return _parse_json_feed(content, url)
     return _parse_xml_feed(content, url, _response_headers(url, headers))
+
+
+def feed_digest(content: bytes, *, url: str, headers: Mapping[str, str] | None = None) -> str:
+    """What :func:`parse_feed` reads, as a digest: equal digests parse to equal feeds.
+
+    Besides the bytes, the URL and the headers parse_feed looks at (the charset and the base
+    for relative links) go in, so the same bytes under a new charset are parsed again.
+    """
+    digest = hashlib.sha256()
+    merged = _response_headers(url, headers)
+    for part in (url, merged.get("content-type", ""), merged.get("content-location", "")):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    digest.update(content)
+    return digest.hexdigest()
 
 
 # --- XML feeds (feedparser) ------------------------------------------------------------------

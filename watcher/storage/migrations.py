@@ -68,8 +68,16 @@ def _alert_columns_nullable(connection: Connection) -> None:
     connection.execute(text("DROP TABLE alert_v1"))
 
 
+def _add_body_digest(connection: Connection) -> None:
+    """3: ``feed.body_digest``, so a feed that sends the same bytes again is not parsed again
+    (NULL at first: every feed's next body is parsed once)."""
+    feed = schema.FeedRow.__table__  # type: ignore[attr-defined]
+    column_type = feed.c.body_digest.type.compile(dialect=connection.dialect)
+    connection.execute(text(f"ALTER TABLE feed ADD COLUMN body_digest {column_type}"))
+
+
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
-MIGRATIONS: list[Migration] = [_add_outbox]
+MIGRATIONS: list[Migration] = [_add_outbox, _add_body_digest]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]
 

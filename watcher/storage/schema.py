@@ -15,7 +15,7 @@ from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, UniqueConst
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -60,6 +60,8 @@ class FeedRow(SQLModel, table=True):
     entries_seen: int = 0
     # Set when the feed answered 410 Gone: it is not polled again until its URL changes.
     disabled_at: datetime | None = _when()
+    # Digest of the last body whose entries were all tracked (see watcher.feeds.feed_digest).
+    body_digest: str | None = None
 
 
 class ArticleRow(SQLModel, table=True):

@@ -11,13 +11,12 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, bindparam, event, func, or_, update
 from sqlalchemy.engine import Engine, make_url
@@ -29,6 +28,7 @@ from watcher.records import (
     ArticleState,
     CheckRecord,
     DigestSet,
+    EntriesTaken,
     FeedEntry,
     FeedState,
     PollRecord,
@@ -37,6 +37,7 @@ from watcher.records import (
     key_digest,
 )
 from watcher.storage.alerts import AlertQueries, chunks
+from watcher.storage.entries import ENTRY_CHUNK, take_chunk
 from watcher.storage.migrations import migrate
 from watcher.storage.schema import (
     AlertRow,
@@ -66,6 +67,7 @@ _BUMP_SITE_LINE = (
     .values(articles=_SITE_LINE.c.articles + 1)
 )
 _ARTICLE_BY_ID = select(_ARTICLE).where(_ARTICLE.c.id == bindparam("id"))
+_FEED_ID = select(_FEED.c.id).where(_FEED.c.name == bindparam("name"))
 _FEED_NAMES = (
     select(_FEED.c.name)
     .join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
@@ -73,6 +75,8 @@ _FEED_NAMES = (
     .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
 )
 
+# Tries of one chunk of feed entries that keeps meeting a concurrent poll of the same stories.
+CHUNK_TRIES = 5
 # A line recurring in this many distinct articles of one host is page furniture.
 FURNITURE_MIN_ARTICLES = 3
 FURNITURE_CACHE_SECONDS = 60.0
@@ -87,11 +91,6 @@ _VAGUE_SQLITE_ERRORS = frozenset(
         "attempt to write a readonly database",
     }
 )
-
-
-def host_of(url: str) -> str:
-    host = urlsplit(url).hostname or ""
-    return host.removeprefix("www.")
 
 
 def engine_url(url: str) -> str:
@@ -255,6 +254,7 @@ class Store(AlertQueries):
                 elif row.url != url:
                     # A new URL is a new start: no cache keys, no error streak, not disabled.
                     row.url, row.etag, row.last_modified = url, None, None
+                    row.body_digest = None
                     row.error_streak, row.disabled_at = 0, None
                     session.add(row)
             session.commit()
@@ -296,6 +296,7 @@ class Store(AlertQueries):
                 row.error_streak, row.last_error = 0, None
                 row.etag, row.last_modified = poll.etag, poll.last_modified
                 row.title = poll.title or row.title
+                row.body_digest = poll.body_digest
                 row.entries_seen += poll.entries
             else:
                 row.error_streak += 1
@@ -307,39 +308,52 @@ class Store(AlertQueries):
 
     # --------------------------------------------------------------- articles
 
-    def add_entries(self, feed_name: str, entries: Iterable[FeedEntry], now: datetime) -> int:
+    def add_entries(self, feed_name: str, entries: Sequence[FeedEntry], now: datetime) -> int:
         """Track every entry (due at once if new); returns how many articles are new."""
-        created = 0
-        with self._session() as session:
-            feed_id = session.exec(select(FeedRow.id).where(FeedRow.name == feed_name)).one()
-            assert feed_id is not None
-            for entry in entries:
-                created += self._add_entry(session, feed_id, entry, now)
-            session.commit()
-        return created
+        return self.take_entries(feed_name, entries, now).new
 
-    def _add_entry(self, session: Session, feed_id: int, entry: FeedEntry, now: datetime) -> int:
-        row = _find_article(session, entry)
-        is_new = row is None
-        if row is None:
-            row = ArticleRow(
-                url=entry.canonical_url or entry.key,
-                guid=entry.guid,
-                link=entry.link,
-                host=host_of(entry.link or entry.canonical_url or ""),
-                first_seen=now,
-                next_check_at=now,
-            )
-        row.entry_title = entry.title
-        row.entry_content = entry.content_html
-        # A story whose slug changed keeps its identity (guid) but is fetched at its new link.
-        row.link = entry.link or row.link
-        session.add(row)
-        session.flush()
-        assert row.id is not None
-        if session.get(ArticleFeedRow, (row.id, feed_id)) is None:
-            session.add(ArticleFeedRow(article_id=row.id, feed_id=feed_id, first_seen=now))
-        return int(is_new)
+    def take_entries(
+        self,
+        feed_name: str,
+        entries: Sequence[FeedEntry],
+        now: datetime,
+        *,
+        max_new: int | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> EntriesTaken:
+        """Track entries chunk by chunk, one transaction each: at most ``max_new`` new
+        articles (the rest is ``deferred``, for the next polls), and no chunk started once
+        ``stop()`` holds (its entries count as deferred too).
+
+        Safe to call from a worker thread: each chunk takes a pooled connection of its own.
+        """
+        with self._transaction() as connection:
+            feed_id = connection.execute(_FEED_ID, {"name": feed_name}).scalar_one()
+        new = deferred = 0
+        for start in range(0, len(entries), ENTRY_CHUNK):
+            chunk = entries[start : start + ENTRY_CHUNK]
+            if stop():
+                deferred += len(chunk)  # an upper bound: known ones among them are not new
+                continue
+            room = None if max_new is None else max_new - new
+            taken = self._take_chunk(feed_id, chunk, now, room)
+            new, deferred = new + taken.new, deferred + taken.deferred
+        return EntriesTaken(new, deferred)
+
+    def _take_chunk(
+        self, feed_id: int, chunk: Sequence[FeedEntry], now: datetime, room: int | None
+    ) -> EntriesTaken:
+        for attempt in range(1, CHUNK_TRIES + 1):
+            try:
+                with self._transaction() as connection:
+                    return take_chunk(connection, feed_id, chunk, now, room)
+            except IntegrityError:
+                # Another feed's poll, in another thread, created one of these stories since
+                # the chunk looked them up: its transaction rolled back; look again.
+                if attempt == CHUNK_TRIES:
+                    raise
+                log.debug("feed %s: a chunk met a concurrent poll, taking it again", feed_id)
+        raise AssertionError("unreachable")
 
     def due_article_ids(
         self,
@@ -592,21 +606,6 @@ def _short(exc: BaseException) -> str:
     """The first line of a driver error, without SQLAlchemy's statement dump."""
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
-def _find_article(session: Session, entry: FeedEntry) -> ArticleRow | None:
-    # One article in two feeds is one article: match on the canonical link first, then the
-    # guid (some feeds give the same story different links but the same guid).
-    if entry.canonical_url:
-        row = session.exec(select(ArticleRow).where(ArticleRow.url == entry.canonical_url)).first()
-        if row is not None:
-            return row
-    candidates = [entry.key] + ([entry.guid] if entry.guid else [])
-    return session.exec(
-        select(ArticleRow).where(
-            or_(col(ArticleRow.url).in_(candidates), col(ArticleRow.guid).in_(candidates))
-        )
-    ).first()
 
 
 def _update_article(
