@@ -38,6 +38,7 @@ from watcher.extract import comparable_text, normalise
 from watcher.feeds import canonical_url
 from watcher.lock import writer_store
 from watcher.outbox import delivery_setup, send_test
+from watcher.presence import require_present, take_anchor
 from watcher.records import AlertRecord, ArticleState, FeedState, VersionRecord
 from watcher.rules import documentation
 from watcher.store import Store
@@ -69,7 +70,8 @@ class State:
 
     @contextmanager
     def store(self) -> Iterator[Store]:
-        store = Store.open(self.config().database_url())
+        """The store of a read-only command: never creates, migrates or writes a database."""
+        store = Store.open(self.config().database_url(), create=False)
         try:
             yield store
         finally:
@@ -198,10 +200,17 @@ def check(state: State, feeds: tuple[str, ...], recheck_all: bool) -> None:
 
 async def _check(config: Config, feeds: list[str] | None, recheck_all: bool) -> PassSummary:
     # The writer lock: beside a daemon or another check, one page could be stored twice.
-    with writer_store(config.database_url(), "check") as store:
+    url = config.database_url()
+    with writer_store(url, "check") as store:
+        anchor = take_anchor(url, store.engine)
         async with open_context(config, store) as ctx:
             with _progress_bar() as progress:
-                return await run_pass(ctx, feeds=feeds, recheck_all=recheck_all, progress=progress)
+                summary = await run_pass(
+                    ctx, feeds=feeds, recheck_all=recheck_all, progress=progress
+                )
+        # A file deleted during the pass took every write with it: no summary of nothing.
+        require_present(anchor, url, "this pass's results are not stored")
+        return summary
 
 
 @contextmanager
@@ -466,12 +475,15 @@ def feeds(state: State) -> None:
     """Each feed's state: last poll, errors, articles."""
     config = state.config()
     with state.store() as store:
-        store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
-        states = store.feed_states([feed.name for feed in config.feeds])
+        states = {s.name: s for s in store.feed_states([feed.name for feed in config.feeds])}
     table = Table(
         "feed", "last poll (UTC)", "status", "next poll", "articles", "errors", "last error"
     )
-    for s in states:
+    for feed in sorted(config.feeds, key=lambda feed: feed.name):
+        s = states.get(feed.name)
+        if s is None:  # configured since the last check or run: no row yet (reading adds none)
+            table.add_row(feed.name, "never", "—", "—", "0", "0", "")
+            continue
         table.add_row(
             s.name,
             _when(s.last_polled_at),
