@@ -6,6 +6,8 @@
     ├── FeedError                fetched bytes are not a usable feed (url)
     ├── ExtractError             no article text could be extracted (url)
     ├── StoreError               the database refused or is unreachable
+    │   ├── NoDatabase           a read-only command found no database (it creates none)
+    │   └── DatabaseGone         the open database was deleted, replaced or dropped
     ├── DeliveryError            an alert could not be handed to a notifier
     └── MetricsError             the metrics endpoint cannot serve (its address)
 
@@ -90,6 +92,23 @@ class StoreError(WatcherError):
     def __init__(self, reason: str, *, database: str = "") -> None:
         self.database = database
         super().__init__(f"database {database}: {reason}" if database else f"database: {reason}")
+
+
+class NoDatabase(StoreError):
+    """A read-only command found no database to read: it never creates one."""
+
+    def __init__(self, database: str, missing: str) -> None:
+        super().__init__(
+            f"{missing} (`watcher check` or `watcher run` creates it)", database=database
+        )
+
+
+class DatabaseGone(StoreError):
+    """The database opened at start is no longer there: deleted, replaced or dropped."""
+
+    def __init__(self, database: str, what: str, consequence: str = "stopping") -> None:
+        self.what = what
+        super().__init__(f"{what}; {consequence}", database=database)
 
 
 class DeliveryError(WatcherError):

@@ -59,9 +59,10 @@ class State:
 
     @contextmanager
     def store(self) -> Iterator[Store]:
+        """The store of a read-only command: never creates, migrates or writes a database."""
         from watcher.storage.store import Store
 
-        store = Store.open(self.config().database_url())
+        store = Store.open(self.config().database_url(), create=False)
         try:
             yield store
         finally:

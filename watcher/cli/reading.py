@@ -215,12 +215,15 @@ def feeds(state: State) -> None:
 
     config = state.config()
     with state.store() as store:
-        store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
-        states = store.feed_states([feed.name for feed in config.feeds])
+        states = {s.name: s for s in store.feed_states([feed.name for feed in config.feeds])}
     table = Table(
         "feed", "last poll (UTC)", "status", "next poll", "articles", "errors", "last error"
     )
-    for s in states:
+    for feed in sorted(config.feeds, key=lambda feed: feed.name):
+        s = states.get(feed.name)
+        if s is None:  # configured since the last check or run: no row yet (reading adds none)
+            table.add_row(feed.name, "never", "—", "—", "0", "0", "")
+            continue
         table.add_row(
             s.name,
             when(s.last_polled_at),

@@ -37,13 +37,21 @@ def check(state: State, feeds: tuple[str, ...], recheck_all: bool) -> None:
 
 async def _check(config: Config, feeds: list[str] | None, recheck_all: bool) -> PassSummary:
     from watcher.service.lock import writer_store
+    from watcher.storage.presence import require_present, take_anchor
     from watcher.tasks import open_context, run_pass
 
     # The writer lock: beside a daemon or another check, one page could be stored twice.
-    with writer_store(config.database_url(), "check") as store:
+    url = config.database_url()
+    with writer_store(url, "check") as store:
+        anchor = take_anchor(url, store.engine)
         async with open_context(config, store) as ctx:
             with _progress_bar() as progress:
-                return await run_pass(ctx, feeds=feeds, recheck_all=recheck_all, progress=progress)
+                summary = await run_pass(
+                    ctx, feeds=feeds, recheck_all=recheck_all, progress=progress
+                )
+        # A file deleted during the pass took every write with it: no summary of nothing.
+        require_present(anchor, url, "this pass's results are not stored")
+        return summary
 
 
 @contextmanager

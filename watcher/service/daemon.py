@@ -13,6 +13,12 @@ Under systemd (``systemd/watcher.service``, :mod:`watcher.service.sdnotify`) the
 once the scheduler runs, keeps STATUS= up to date with the database's counts, pings the
 watchdog while the scheduler runs (also while draining) and says STOPPING=1 on a stop signal.
 
+Every ``CHECK_SECONDS`` (2 s) it makes sure its database is still the one it opened
+(:mod:`watcher.storage.presence`): a SQLite file deleted or replaced, a PostgreSQL database, schema
+or table dropped, or a server unreachable for more than ``UNREACHABLE_SECONDS`` stops it
+like SIGTERM, without the drain, and it exits 1 with one line naming the database, so that
+systemd's ``Restart=on-failure`` starts it again on a database that is really there.
+
 With ``metrics.listen`` set it serves ``/metrics`` and ``/healthz`` (:mod:`watcher.metrics`)
 until the stop signal, bound before anything else: a busy port stops it having touched nothing.
 """
@@ -32,7 +38,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from watcher.config.loading import load_config
 from watcher.config.models import Config
-from watcher.errors import WatcherError
+from watcher.errors import DatabaseGone, WatcherError
 from watcher.service.exporter import Exporter, serve_metrics
 from watcher.service.lock import writer_store
 from watcher.service.scheduler import build_scheduler, sync_feed_jobs
@@ -42,6 +48,7 @@ from watcher.service.sdnotify import (
     watchdog_interval,
     watchdog_pinger,
 )
+from watcher.storage.presence import DatabaseWatch, take_anchor, watch_database
 from watcher.storage.store import Store
 from watcher.tasks import Context, open_context, reconfigure
 
@@ -51,6 +58,8 @@ DRAIN_SECONDS = 20.0
 # How often systemd's STATUS= line is refreshed: the counts are four COUNT(*) queries on the
 # event loop, cheap at this pace but not at every watchdog ping.
 STATUS_SECONDS = 30.0
+# Jobs under way when the database was lost are cancelled at once.
+LOST_DRAIN_SECONDS = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class _Signals:
 async def _serve(
     config: Config, store: Store, signals: _Signals, options: RunOptions, exporter: Exporter
 ) -> None:
+    watch = DatabaseWatch(take_anchor(config.database_url(), store.engine), config.database_url())
     async with open_context(config, store) as ctx:
         scheduler = build_scheduler(ctx)
         exporter.attach(ctx.store, lambda: scheduler.running, lambda: ctx.config)
@@ -94,20 +104,35 @@ async def _serve(
         )
         notifier = SystemdNotifier.from_environment()
         status, pinger = _ready(notifier, ctx.store, scheduler)
+        # A lost database stops the daemon the way SIGTERM does (and then exits non-zero).
+        watching = asyncio.create_task(watch_database(watch))
+        watching.add_done_callback(lambda _: signals.stop.set())
         try:
             await _until_stopped(ctx, scheduler, notifier, signals)
+            lost = _loss(watching)
             ctx.stopping = True  # batches under way finish their current items only
-            await _cancel(status)
+            await _cancel(status, watching)
             await exporter.stop()  # now: the drain below waits for every task, its own too
-            notifier.stopping("stopping: finishing the work under way")
+            notifier.stopping(
+                f"stopping: {lost}" if lost else "stopping: finishing the work under way"
+            )
             # Pause, drain, then shut down: APScheduler's asyncio executor cancels every
             # running job on shutdown, which would break "finish the work under way".
             scheduler.pause()
-            await _drain(options.drain_seconds, keep=[pinger] if pinger else [])
+            # Nothing is worth finishing into a lost database: nobody will read it.
+            drain = LOST_DRAIN_SECONDS if lost else options.drain_seconds
+            await _drain(drain, keep=[pinger] if pinger else [])
             scheduler.shutdown(wait=False)
         finally:
-            await _cancel(status, pinger)
+            await _cancel(status, pinger, watching)
+        if lost is not None:
+            raise lost  # its counts are nowhere: say so instead of logging them
         log.info("stopped; database %s", ctx.store.counts())
+
+
+def _loss(watching: asyncio.Task[DatabaseGone]) -> DatabaseGone | None:
+    """The loss the database watch found, if that is what ended the serving."""
+    return watching.result() if watching.done() and not watching.cancelled() else None
 
 
 async def _until_stopped(

@@ -47,6 +47,7 @@ from watcher.storage.store import (
     ensure_parent_dir,
     open_engine,
     os_reason,
+    short_reason,
     sqlite_file,
 )
 
@@ -183,7 +184,7 @@ def _connect(engine: Engine, label: str) -> Connection:
         # Autocommit: the connection must not sit "idle in transaction" for months.
         return connection.execution_options(isolation_level="AUTOCOMMIT")
     except SQLAlchemyError as exc:
-        raise StoreError(_first_line(exc), database=label) from None
+        raise StoreError(short_reason(exc), database=label) from None
 
 
 def _take_advisory_lock(connection: Connection, label: str, holder: str) -> int:
@@ -205,7 +206,7 @@ def _take_advisory_lock(connection: Connection, label: str, holder: str) -> int:
             raise InstanceLocked(label, holder, where)
         return key
     except SQLAlchemyError as exc:
-        raise StoreError(_first_line(exc), database=label) from None
+        raise StoreError(short_reason(exc), database=label) from None
 
 
 def _advisory_holder(connection: Connection, key: int) -> str:
@@ -226,8 +227,3 @@ def _advisory_holder(connection: Connection, key: int) -> str:
     if name and name.startswith("watcher "):
         return f"{name}{where}"
     return f"PostgreSQL backend pid {backend}{where}"
-
-
-def _first_line(exc: BaseException) -> str:
-    message = str(getattr(exc, "orig", None) or exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from watcher.errors import StoreError
 from watcher.tasks import Context, check_due, check_health, dispatch, poll_feed, prune
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def build_scheduler(ctx: Context, *, recheck_batch: int = RECHECK_BATCH) -> Asyn
     )
     for job in periodic:
         scheduler.add_job(
-            job.run,
+            _reporting_store_errors(job.run, job.name),
             IntervalTrigger(seconds=job.every.total_seconds()),
             args=job.args,
             id=job.id,
@@ -114,7 +115,7 @@ def sync_feed_jobs(scheduler: AsyncIOScheduler, ctx: Context) -> FeedJobChanges:
         if job is None:
             state = states.get(feed.name)
             scheduler.add_job(
-                _poll_then_check_new,
+                _reporting_store_errors(_poll_then_check_new, f"poll {feed.name}"),
                 trigger,
                 args=(ctx, scheduler, feed.name),
                 id=job_id,
@@ -146,6 +147,22 @@ def first_poll(now: datetime, next_poll_at: datetime | None, interval: timedelta
     if next_poll_at is None or next_poll_at <= now:
         return now + spread
     return next_poll_at + spread
+
+
+def _reporting_store_errors(
+    run: Callable[..., Awaitable[object]], name: str
+) -> Callable[..., Awaitable[None]]:
+    """``run`` as a job whose database errors are one log line, not APScheduler's traceback:
+    a database that fails is no bug here. Whether it is lost for good is for the daemon's
+    database watch to say (:mod:`watcher.storage.presence`); the job runs again at its next tick."""
+
+    async def job(*args: object) -> None:
+        try:
+            await run(*args)
+        except StoreError as exc:
+            log.error("%s: %s", name, exc)
+
+    return job
 
 
 def _jitter(interval: timedelta) -> float:

@@ -4,6 +4,11 @@ The first run creates every table from :mod:`watcher.storage.schema` and records
 in ``watcher_meta``. A later schema change appends a function to ``MIGRATIONS``: on start-up
 each one newer than the recorded version runs, in order, in one transaction with the version
 bump, so an interrupted upgrade is retried whole on the next start.
+
+Only the writers (``run``, ``check``) create or migrate. Read-only commands look with
+:func:`require_schema`, which writes nothing: a missing or older schema is an error telling
+what to run, so a ``watcher status`` never creates a database nor upgrades one from under an
+older daemon still running on it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
-from watcher.errors import StoreError
+from watcher.errors import NoDatabase, StoreError
 from watcher.storage import schema
 
 log = logging.getLogger(__name__)
@@ -26,7 +31,6 @@ Migration = Callable[[Connection], None]
 # How often opening a database looks again while another process is creating its schema
 # (about 4.5 s in all: creating the schema takes a fraction of a second).
 SCHEMA_RACE_TRIES = 10
-
 
 
 def _add_outbox(connection: Connection) -> None:
@@ -119,11 +123,7 @@ def _migrate(engine: Engine) -> None:
             connection.execute(_meta.insert().values(key="schema_version", value=str(target)))
             log.info("created database schema version %d", target)
             return
-        if found > target:
-            raise StoreError(
-                f"schema version {found} is newer than this watcher understands ({target}); "
-                "upgrade watcher"
-            )
+        _refuse_newer(found, target)
         for version in range(found, target):
             log.info("migrating database schema %d -> %d", version, version + 1)
             MIGRATIONS[version - 1](connection)
@@ -131,3 +131,28 @@ def _migrate(engine: Engine) -> None:
             connection.execute(
                 _meta.update().where(_meta.c.key == "schema_version").values(value=str(target))
             )
+
+
+def require_schema(engine: Engine, label: str) -> None:
+    """Raise unless the database holds watcher's schema at this code's version; writes nothing."""
+    target = len(MIGRATIONS) + 1
+    with engine.connect() as connection:
+        found = current_version(connection)
+    if found is None:
+        raise NoDatabase(label, "no watcher tables in it yet")
+    _refuse_newer(found, target, label)
+    if found < target:
+        raise StoreError(
+            f"schema version {found} is older than this watcher's ({target}); read-only "
+            "commands do not upgrade it: `watcher check` or `watcher run` does",
+            database=label,
+        )
+
+
+def _refuse_newer(found: int, target: int, label: str = "") -> None:
+    if found > target:
+        raise StoreError(
+            f"schema version {found} is newer than this watcher understands ({target}); "
+            "upgrade watcher",
+            database=label,
+        )

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
 
-from watcher.errors import StoreError
+from watcher.errors import NoDatabase, StoreError
 from watcher.records import (
     ArticleState,
     CheckRecord,
@@ -38,7 +38,7 @@ from watcher.records import (
 )
 from watcher.storage.alerts import AlertQueries, chunks
 from watcher.storage.entries import ENTRY_CHUNK, take_chunk
-from watcher.storage.migrations import migrate
+from watcher.storage.migrations import migrate, require_schema
 from watcher.storage.schema import (
     AlertRow,
     ArticleFeedRow,
@@ -151,7 +151,7 @@ def os_reason(exc: OSError) -> str:
 def _open_failure(url: str, exc: SQLAlchemyError | OSError) -> str:
     if isinstance(exc, OSError):
         return (f"{exc.filename}: " if exc.filename else "") + os_reason(exc)
-    return _explain_sqlite_failure(url, _short(exc))
+    return _explain_sqlite_failure(url, short_reason(exc))
 
 
 def _explain_sqlite_failure(url: str, reason: str) -> str:
@@ -177,11 +177,12 @@ def _explain_sqlite_failure(url: str, reason: str) -> str:
     return reason
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url``; with ``create`` a SQLite file's folder is made if missing."""
     parsed = make_url(engine_url(url))
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_file(url)
-        if path is not None:
+        if path is not None and create:
             ensure_parent_dir(path, database_label(url))
         engine = create_engine(parsed, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -198,20 +199,31 @@ class Store(AlertQueries):
         self._furniture: dict[str, tuple[float, DigestSet]] = {}
 
     @classmethod
-    def open(cls, url: str, *, writer: bool = False) -> Store:
+    def open(cls, url: str, *, writer: bool = False, create: bool = True) -> Store:
         """Open (creating or migrating the schema). A ``writer`` (``check``, ``run``) also
         proves the database takes a write, so a full disk or a read-only database stops it
-        with one message at start instead of failing every check one by one."""
+        with one message at start instead of failing every check one by one.
+
+        Without ``create`` (the read-only commands) nothing is written: no file, folder or
+        schema is made, and a missing or outdated one raises :class:`NoDatabase` or
+        :class:`StoreError` saying what to run."""
         label = database_label(url)
+        if not create:
+            _require_file(url, label)
         engine: Engine | None = None
         try:
-            engine = open_engine(url)
-            migrate(engine)
+            engine = open_engine(url, create=create)
+            if create:
+                migrate(engine)
+            else:
+                require_schema(engine, label)
             if writer:
                 _probe_write(engine)
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, StoreError) as exc:
             if engine is not None:
                 engine.dispose()  # its pooled connection would keep the file open
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(_open_failure(url, exc), database=label) from None
         return cls(engine, label)
 
@@ -239,7 +251,7 @@ class Store(AlertQueries):
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(_short(exc), database=self.label) from None
+            raise StoreError(short_reason(exc), database=self.label) from None
 
     # ------------------------------------------------------------------ feeds
 
@@ -593,6 +605,13 @@ def _delete_articles(connection: Connection, ids: list[int]) -> None:
     connection.execute(_ARTICLE.delete().where(_ARTICLE.c.id.in_(ids)))
 
 
+def _require_file(url: str, label: str) -> None:
+    """A SQLite file that is not there is not opened: connecting would create it."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise NoDatabase(label, f"no database file {path}")
+
+
 def _probe_write(engine: Engine) -> None:
     # A row inserted and deleted in one transaction: pages really written (a WAL frame on
     # SQLite), nothing left behind. Rewriting a row with its own value would not do: SQLite
@@ -602,7 +621,7 @@ def _probe_write(engine: Engine) -> None:
         connection.execute(_META.delete().where(_META.c.key == "write_probe"))
 
 
-def _short(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
     """The first line of a driver error, without SQLAlchemy's statement dump."""
     text = str(getattr(exc, "orig", None) or exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
