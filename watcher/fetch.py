@@ -168,7 +168,7 @@ class Fetcher:
         check: URLCheck | None,
     ) -> FetchResult | str:
         """One request; returns the result, or the absolute URL a redirect points to."""
-        async with self._hosts.hold(_host(current)):
+        async with self._hosts.hold(_host(url, current)):
             if budget.when() is None:
                 budget.reschedule(asyncio.get_running_loop().time() + self.limits.deadline)
             if check is not None:
@@ -193,7 +193,7 @@ class Fetcher:
             if not sent:
                 # Nothing was asked to be compared: "unchanged" would be a guess, and an
                 # article would never get its first version.
-                raise FetchError(url, "304 Not Modified to a request without validators")
+                raise FetchError(url, "Not Modified to a request without validators", status=304)
             log.debug("GET %s -> 304 not modified", response.url)
             # A 304 has no body by definition; reading the empty end of it lets the pool keep
             # the connection alive instead of closing a "half-read" one (the cheap path of
@@ -265,11 +265,17 @@ class _Slot:
     users: int = 0  # requests holding or waiting for the semaphore
 
 
-def _host(url: str) -> str:
+def _host(url: str, current: str) -> str:
+    """The host a request to ``current`` counts against. A port no socket can use is refused
+    here: the connection attempt would fail inside anyio's task group, as an ExceptionGroup
+    that says nothing."""
     try:
-        return httpx.URL(url).host
+        target = httpx.URL(current)
     except httpx.InvalidURL:
         return ""  # the request itself will fail with a proper message
+    if target.port is not None and not 0 < target.port < 65536:
+        raise FetchError(url, f"invalid port {target.port} in {current[:200]!r}")
+    return target.host
 
 
 def _result(url: str, response: httpx.Response, content: bytes, sent: Validators) -> FetchResult:

@@ -185,7 +185,7 @@ def _content_type(url: str, values: Sequence[str]) -> str | None:
 def _decodable(label: str) -> bool:
     """Whether Python can decode text in this charset (rot13 or zlib are codecs, not text)."""
     try:
-        b"".decode(label)
+        b"a".decode(label, "replace")  # b"" would not do: an empty input skips the codec
     except (LookupError, UnicodeError, ValueError):
         return False
     return True

@@ -28,7 +28,6 @@ Migration = Callable[[Connection], None]
 SCHEMA_RACE_TRIES = 10
 
 
-
 def _add_outbox(connection: Connection) -> None:
     """2: the delivery outbox (alerts recorded before it existed are routed like new ones),
     feed-health alerts (an alert may belong to a feed, not to an article's version) and
