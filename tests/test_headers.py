@@ -8,7 +8,6 @@ checking again, and a later good answer replacing a bad validator.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -22,7 +21,8 @@ from sqlalchemy import text
 from support.clock import Clock
 from support.processes import daemon, stop, wait_for
 from support.raw import RawHeader, RawServer, raw_reply
-from watcher.config import Config, parse_config
+from support.wire import HTML_TYPE, PAGE, RSS_TYPE, STORY, feed_body, make_config, tracebacks
+from watcher.config import Config
 from watcher.records import ArticleState
 from watcher.store import Store
 from watcher.tasks import PassSummary, PollOutcome, open_context, run_pass
@@ -31,25 +31,6 @@ INTERVAL = timedelta(minutes=10)
 RECHECK = timedelta(hours=1)
 GOOD_TAG = '"v1-good"'
 GOOD_DATE = "Mon, 03 Apr 2023 01:02:03 GMT"
-STORY = (
-    "The council voted on Tuesday to reopen the old harbour bridge to cyclists after two "
-    "years of repairs, the mayor said, adding that cars would follow in the spring."
-)
-PAGE = (
-    "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Bridge</title></head><body>"
-    f"<main><article><h1>Bridge reopens</h1><p>{STORY}</p><p>{STORY[::-1]}</p>"
-    "</article></main></body></html>"
-).encode()
-RSS_TYPE = "application/rss+xml"
-HTML_TYPE = "text/html; charset=utf-8"
-
-
-def feed_body(link: str) -> bytes:
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Wire</title>'
-        f"<item><title>Bridge reopens</title><link>{html.escape(link)}</link>"
-        f"<guid>bridge-1</guid><description>{STORY}</description></item></channel></rss>"
-    ).encode()
 
 
 @dataclass
@@ -84,27 +65,6 @@ class Site:
 def site() -> Iterator[Site]:
     with RawServer() as raw:
         yield Site(raw)
-
-
-def make_config(feed_url: str) -> Config:
-    return parse_config(
-        f"""
-allow_private_networks: true  # every server here is on 127.0.0.1
-defaults: {{interval: 10m, recheck: [{{until: 30d, every: 1h}}]}}
-fetch: {{deadline: 3s, read_timeout: 3s}}
-feeds: [{{name: wire, url: "{feed_url}"}}]
-rules: [{{name: everything, events: [new, changed]}}]
-"""
-    )
-
-
-def tracebacks(records: Sequence[logging.LogRecord]) -> list[str]:
-    """Log lines a user would read as "watcher crashed": tracebacks and errors."""
-    return [
-        r.getMessage()
-        for r in records
-        if r.exc_info or r.levelno >= logging.ERROR or "Traceback" in r.getMessage()
-    ]
 
 
 class Passes:
