@@ -411,3 +411,37 @@ def test_injected_client_is_left_open() -> None:
 def test_limits_reject_nonsense() -> None:
     with pytest.raises(ValueError, match="deadline must be > 0"):
         FetchLimits(deadline=0)
+
+
+def test_host_slots_are_forgotten_once_idle_and_stay_exact_while_busy() -> None:
+    peaks: dict[str, int] = {}
+    active: dict[str, int] = {}
+    busy_hosts: list[int] = []
+    fetcher: Fetcher
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        active[host] = active.get(host, 0) + 1
+        peaks[host] = max(peaks.get(host, 0), active[host])
+        busy_hosts.append(len(fetcher._hosts))
+        await asyncio.sleep(0.01)
+        active[host] -= 1
+        return httpx.Response(200, content=b"ok")
+
+    async def scenario() -> int:
+        nonlocal fetcher
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with client, Fetcher(FetchLimits(per_host=2), client) as fetcher:
+            urls = [f"http://h{h}.test/{n}" for h in range(200) for n in range(5)]
+            await asyncio.gather(*(fetcher.fetch(u) for u in urls))
+            # A waiter cancelled in the queue must not leave its host behind either.
+            waiting = [asyncio.create_task(fetcher.fetch("http://slow.test/")) for _ in range(3)]
+            await asyncio.sleep(0)
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            return len(fetcher._hosts)
+
+    assert run(scenario()) == 0
+    assert set(peaks.values()) == {2}  # never more than per_host at once, for every host
+    assert max(busy_hosts) == 200  # every host was busy at once: the map held only those

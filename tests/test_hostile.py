@@ -26,12 +26,12 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import MetaData, select
 
-from support.server import Closing, LoopbackServer, Reply
+from support.raw import RawServer, Script
+from support.server import LoopbackServer, Reply
 from watcher.config.loading import parse_config
 from watcher.config.models import Config
 from watcher.pipeline.extract import extract_article
@@ -101,76 +101,7 @@ def gzip_bomb(decoded: int = 128 * MB) -> bytes:
     return b"".join(packer.compress(zeros) for _ in range(decoded // MB)) + packer.flush()
 
 
-# --- a server that misbehaves below HTTP ------------------------------------------------------
-
-Script = Callable[[socket.socket, threading.Event], None]
-
-
-class RawServer(Closing):
-    """A TCP server on 127.0.0.1 whose answers are scripts writing bytes to the socket.
-
-    The request head is read first and the script for its path runs (query ignored); the
-    ``None`` route gets connections that do not speak plain HTTP, such as a TLS ClientHello.
-    Scripts get an event that is set when the server closes, so endless ones can stop.
-    """
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port = self._listener.getsockname()[1]
-        self._routes: dict[str | None, Script] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name=f"raw-{self.port}", daemon=True)
-        self._thread.start()
-
-    def url(self, path: str, scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-    def route(self, path: str | None, script: Script) -> None:
-        with self._lock:
-            self._routes[path] = script
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                path = _read_request_path(conn)
-                with self._lock:
-                    script = self._routes.get(urlsplit(path).path if path else None)
-                if script is not None:
-                    script(conn, self._stop)
-                else:
-                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-            except OSError:
-                pass  # the client hung up: what the scripts provoke
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-
-
-def _read_request_path(conn: socket.socket) -> str | None:
-    """The request target, or None when the client does not speak plain HTTP."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-        if not data[:1].isalpha():  # a TLS record starts with 0x16
-            return None
-    parts = data.split(b" ", 2)
-    return parts[1].decode("latin-1") if len(parts) > 2 else None
+# --- scripts for a server that misbehaves below HTTP ------------------------------------------
 
 
 def _head(status: str = "200 OK", **headers: str) -> bytes:

@@ -34,6 +34,7 @@ from watcher.errors import (
 from watcher.pipeline.extract import extract_article, fragment_to_text
 from watcher.pipeline.feeds import ParsedFeed, feed_digest, parse_feed
 from watcher.pipeline.fetch import Fetcher, FetchLimits, FetchResult, StatusError, URLCheck
+from watcher.pipeline.headers import Validators
 from watcher.pipeline.health import current_problems
 from watcher.pipeline.judge import Judgement, Page, judge
 from watcher.pipeline.netguard import Refused, url_guard
@@ -51,8 +52,6 @@ RECENT_VERSIONS = 10
 MAX_NEW_ARTICLES_PER_POLL = 20_000
 # A failing feed waits twice as long after each failure in a row, at most this long.
 MAX_POLL_BACKOFF = timedelta(hours=6)
-# Retry-After is honoured up to this; a server asking for a month is not taken literally.
-MAX_RETRY_AFTER = timedelta(days=1)
 # The record of sent messages is what rate limits count: kept longer than any period.
 SENT_LOG_KEPT = timedelta(days=32)
 
@@ -179,9 +178,19 @@ class PassSummary:
 
 
 async def poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
-    """Poll one feed (see :func:`_poll_feed`), timed and counted for the metrics."""
+    """Poll one feed (see :func:`_poll_feed`), timed and counted for the metrics.
+
+    Never raises but StoreError: whatever else goes wrong is a failed poll on the feed's
+    row (error streak, back-off, last error), which health alerts read. Unrecorded, a crash
+    would repeat at the normal interval forever, unseen but in the log.
+    """
     started = time.perf_counter()
-    outcome = await _poll_feed(ctx, feed_name)
+    try:
+        outcome = await _poll_feed(ctx, feed_name)
+    except StoreError:
+        raise  # the database is gone or full: nothing can be recorded (see _bounded)
+    except Exception as exc:  # a bug, or input nothing foresaw: this feed only
+        outcome = _poll_crashed(ctx, feed_name, exc)
     elapsed = time.perf_counter() - started
     metrics.poll_done(feed_name, outcome.status, elapsed, outcome.http_status)
     return outcome
@@ -307,10 +316,19 @@ def _backing_off(state: FeedState, now: datetime, interval: timedelta) -> bool:
     return state.next_poll_at - now > interval / 5
 
 
+def _poll_crashed(ctx: Context, feed_name: str, exc: Exception) -> PollOutcome:
+    """Record an unexpected exception of a poll like any failed poll."""
+    log.debug("feed %s: internal error", feed_name, exc_info=True)
+    feed = ctx.config.feeds_by_name.get(feed_name)  # None if a reload just removed it
+    interval = ctx.config.settings_for(feed).interval
+    state = ctx.store.feed_state(feed_name)
+    return _poll_failed(ctx, state, exc, None, ctx.clock(), interval)
+
+
 def _poll_failed(
     ctx: Context,
     state: FeedState,
-    exc: FetchError | FeedError,
+    exc: Exception,
     status: int | None,
     now: datetime,
     interval: timedelta,
@@ -318,29 +336,38 @@ def _poll_failed(
     streak = state.error_streak + 1
     wait = poll_backoff(interval, streak)
     retry_after = exc.retry_after if isinstance(exc, StatusError) else None
-    if retry_after is not None:  # the server said when: not before that (within reason)
-        wait = max(wait, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
+    if retry_after is not None:  # the server said when (capped by watcher.pipeline.headers)
+        wait = max(wait, timedelta(seconds=retry_after))
     gone = status == 410
+    reason = _error_text(exc)
     if gone:
         log.error(
             "feed %s: %s: the feed is gone and will not be polled again; change its URL in the "
             "config to try again, or remove it",
             state.name,
-            exc,
+            reason,
         )
     else:
         log.warning(
             "feed %s: %s (%d failed polls in a row; next try in %s)",
             state.name,
-            exc,
+            reason,
             streak,
             _short_duration(wait),
         )
-    error = f"{exc} (feed disabled: 410 Gone)" if gone else str(exc)
+    error = f"{reason} (feed disabled: 410 Gone)" if gone else reason
     record = PollRecord(now, now + wait, status=status, error=error, disable=gone)
     ctx.store.record_poll(state.name, record)
     status_name = "disabled" if gone else "failed"
     return PollOutcome(state.name, status_name, error=error, http_status=status)
+
+
+def _error_text(exc: Exception) -> str:
+    """What a failed poll or check records: watcher's own errors say what went wrong;
+    anything else is a bug, named with its type (a bare KeyError says nothing)."""
+    if isinstance(exc, WatcherError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def poll_backoff(interval: timedelta, streak: int) -> timedelta:
@@ -362,7 +389,12 @@ def _short_duration(duration: timedelta) -> str:
 async def check_article(ctx: Context, article_id: int) -> CheckOutcome:
     """Check one article (see :func:`_check_article`), timed and counted for the metrics."""
     started = time.perf_counter()
-    outcome = await _check_article(ctx, article_id)
+    try:
+        outcome = await _check_article(ctx, article_id)
+    except StoreError:
+        raise  # as in poll_feed
+    except Exception as exc:  # a bug, or input nothing foresaw: recorded as a failed check
+        outcome = _check_crashed(ctx, article_id, exc)
     metrics.check_done(outcome.status, time.perf_counter() - started, outcome.alerts)
     return outcome
 
@@ -376,13 +408,11 @@ async def _check_article(ctx: Context, article_id: int) -> CheckOutcome:
     try:
         page = await obtain_page(ctx, article, settings)
     except WatcherError as exc:
-        log.warning("article %s: check failed: %s", article.url, exc)
-        ctx.store.record_check(article_id, CheckRecord(now, next_check, error=str(exc)))
-        return CheckOutcome(article_id, article.url, "failed", error=str(exc))
-    if page is None:  # 304: the page has not changed since the last fetch
+        return _check_failed(ctx, article, exc, now, next_check)
+    if isinstance(page, Validators):  # 304: the page has not changed since the last fetch
         ctx.store.record_check(
             article_id,
-            CheckRecord(now, next_check, etag=article.etag, last_modified=article.last_modified),
+            CheckRecord(now, next_check, etag=page.etag, last_modified=page.last_modified),
         )
         return CheckOutcome(article_id, article.url, "unchanged", retired=next_check is None)
     # Loaded only now: most re-checks end in a 304 above and need no stored text.
@@ -393,6 +423,28 @@ async def _check_article(ctx: Context, article_id: int) -> CheckOutcome:
     if stored:
         verdict = _older_duplicate(ctx, article_id, verdict)
     return _record(ctx, article, page, verdict, now, next_check)
+
+
+def _check_crashed(ctx: Context, article_id: int, exc: Exception) -> CheckOutcome:
+    """Record an unexpected exception of a check like any failed check."""
+    log.debug("article %s: internal error", article_id, exc_info=True)
+    article = ctx.store.article(article_id)
+    now = ctx.clock()
+    schedule = article_settings(ctx.config, article.feeds).recheck
+    return _check_failed(ctx, article, exc, now, next_check_time(article.first_seen, now, schedule))
+
+
+def _check_failed(
+    ctx: Context,
+    article: ArticleState,
+    exc: Exception,
+    now: datetime,
+    next_check: datetime | None,
+) -> CheckOutcome:
+    error = _error_text(exc)
+    log.warning("article %s: check failed: %s", article.url, error)
+    ctx.store.record_check(article.id, CheckRecord(now, next_check, error=error))
+    return CheckOutcome(article.id, article.url, "failed", error=error, retired=next_check is None)
 
 
 def _record(
@@ -445,12 +497,15 @@ def _older_duplicate(ctx: Context, article_id: int, verdict: Judgement) -> Judge
     return Judgement(status="seen_again", seen_again=older.number)
 
 
-async def obtain_page(ctx: Context, article: ArticleState, settings: FeedSettings) -> Page | None:
+async def obtain_page(
+    ctx: Context, article: ArticleState, settings: FeedSettings
+) -> Page | Validators:
     """The article's current text: from its page, else (first time only) from the feed entry.
 
-    Returns None when the page answered 304. Once a version came from the page, a failed
-    fetch or extraction is a failed check: falling back to the feed's summary would look
-    like an edit.
+    Returns the validators still in force when the page answered 304 (the stored ones, less
+    any not valid to send: see :mod:`watcher.pipeline.headers`). Once a version came from the
+    page, a failed fetch or extraction is a failed check: falling back to the feed's summary
+    would look like an edit.
     """
     stored = article.current_version is not None
     if settings.fetch_article and article.link:
@@ -463,7 +518,9 @@ async def obtain_page(ctx: Context, article: ArticleState, settings: FeedSetting
     return _page_from_entry(article)
 
 
-async def _page_from_web(ctx: Context, article: ArticleState, *, conditional: bool) -> Page | None:
+async def _page_from_web(
+    ctx: Context, article: ArticleState, *, conditional: bool
+) -> Page | Validators:
     assert article.link is not None
     result = await ctx.fetcher.fetch(
         article.link,
@@ -472,7 +529,7 @@ async def _page_from_web(ctx: Context, article: ArticleState, *, conditional: bo
         check_url=link_guard(ctx.config, article.feeds),
     )
     if result.not_modified:
-        return None
+        return Validators(result.etag, result.last_modified)
     extracted = extract_article(
         result.content, result.final_url, content_type=result.headers.get("content-type")
     )
@@ -553,14 +610,7 @@ async def run_pass(
     """Poll the feeds, then check every due article (all tracked ones with ``recheck_all``)."""
     names = feeds if feeds is not None else [feed.name for feed in ctx.config.feeds]
     summary = PassSummary()
-    summary.polls = await _bounded(
-        ctx,
-        "feeds",
-        names,
-        poll_feed,
-        progress,
-        on_crash=lambda name, exc: PollOutcome(name, "failed", error=f"internal error: {exc}"),
-    )
+    summary.polls = await _bounded(ctx, "feeds", names, poll_feed, progress)
     due = ctx.store.due_article_ids(ctx.clock(), feeds=feeds, everything=recheck_all)
     summary.checks = await check_articles(ctx, due, progress)
     summary.health = await check_health(ctx)
@@ -618,14 +668,7 @@ async def check_due(ctx: Context, *, batch: int) -> list[CheckOutcome]:
 async def check_articles(
     ctx: Context, article_ids: list[int], progress: Progress | None = None
 ) -> list[CheckOutcome]:
-    return await _bounded(
-        ctx,
-        "articles",
-        article_ids,
-        check_article,
-        progress,
-        on_crash=lambda i, exc: CheckOutcome(i, "", "failed", error=f"internal error: {exc}"),
-    )
+    return await _bounded(ctx, "articles", article_ids, check_article, progress)
 
 
 async def _bounded(
@@ -634,10 +677,11 @@ async def _bounded(
     items: list[K],
     task: Callable[[Context, K], Awaitable[T]],
     progress: Progress | None,
-    on_crash: Callable[[K, Exception], T],
 ) -> list[T]:
-    """Run ``task`` on every item, ``fetch.concurrency`` at once; a crash is logged, not fatal.
+    """Run ``task`` on every item, ``fetch.concurrency`` at once.
 
+    The tasks record their own failures on their rows (see :func:`poll_feed`) and raise
+    only StoreError, which ends the batch: the database failing fails every item alike.
     Once the process is stopping, items not yet started are left alone (they stay due and
     are done after the restart): only the work under way is finished."""
     semaphore = asyncio.Semaphore(ctx.config.fetch.concurrency)
@@ -648,13 +692,7 @@ async def _bounded(
         async with semaphore:
             if ctx.stopping:
                 return None
-            try:
-                result = await task(ctx, item)
-            except StoreError:
-                raise  # the database is gone or full: every other job would fail the same way
-            except Exception as exc:  # one bad feed or page must never stop the others
-                log.exception("%s: %s crashed", stage, item)
-                result = on_crash(item, exc)
+            result = await task(ctx, item)
         done += 1
         if progress is not None:
             progress(stage, done, len(items))

@@ -11,15 +11,14 @@ Every failure is a :class:`~watcher.errors.FetchError`; no httpx exception leave
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import socket
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http import HTTPStatus
 from types import MappingProxyType
 
@@ -27,6 +26,13 @@ import httpx
 
 from watcher import __version__
 from watcher.errors import FetchError
+from watcher.pipeline.headers import (
+    Validators,
+    kept_headers,
+    redirect_target,
+    request_validators,
+    retry_after,
+)
 
 __all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck"]
 
@@ -110,7 +116,7 @@ class Fetcher:
         self.check_url = check_url
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(follow_redirects=False)
-        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._hosts = HostSlots(self.limits.per_host)
         # Per request, so an injected client gets our bounds too.
         self._timeout = httpx.Timeout(self.limits.read_timeout, connect=self.limits.connect_timeout)
 
@@ -124,32 +130,29 @@ class Fetcher:
     ) -> FetchResult:
         """GET ``url``; send the validators from the last fetch to allow a 304.
 
+        A stored validator that is not valid HTTP is not sent (see :mod:`watcher.pipeline.headers`).
         ``check_url``, if given, is used instead of the Fetcher's own for this call: one
         client (one connection pool) serves trusted feed URLs and guarded article links,
         each article with its own feed's allow list.
         """
         check = check_url or self.check_url
+        sent = request_validators(url, etag, last_modified)
         try:
             # The clock starts when the first host slot is granted (see _hop): waiting behind
             # our own per-host limit is not the server's slowness.
             async with asyncio.timeout(None) as budget:
-                return await self._follow(url, etag, last_modified, budget, check)
+                return await self._follow(url, sent, budget, check)
         except TimeoutError:
             raise FetchError(url, f"deadline of {self.limits.deadline:g} s exceeded") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise FetchError(url, _describe(exc, self.limits)) from exc
 
     async def _follow(
-        self,
-        url: str,
-        etag: str | None,
-        last_modified: str | None,
-        budget: asyncio.Timeout,
-        check: URLCheck | None,
+        self, url: str, sent: Validators, budget: asyncio.Timeout, check: URLCheck | None
     ) -> FetchResult:
         current = url
         for hops in range(self.limits.max_redirects + 1):
-            result = await self._hop(url, current, etag, last_modified, budget, check)
+            result = await self._hop(url, current, sent, budget, check)
             if isinstance(result, FetchResult):
                 return result
             log.debug("redirect %d: %s -> %s", hops + 1, current, result)
@@ -160,70 +163,58 @@ class Fetcher:
         self,
         url: str,
         current: str,
-        etag: str | None,
-        last_modified: str | None,
+        sent: Validators,
         budget: asyncio.Timeout,
         check: URLCheck | None,
     ) -> FetchResult | str:
         """One request; returns the result, or the absolute URL a redirect points to."""
-        async with self._slot(current):
+        async with self._hosts.hold(_host(url, current)):
             if budget.when() is None:
                 budget.reschedule(asyncio.get_running_loop().time() + self.limits.deadline)
             if check is not None:
                 await check(current)
             request = self._client.build_request(
-                "GET",
-                current,
-                headers=self._request_headers(etag, last_modified),
-                timeout=self._timeout,
+                "GET", current, headers=self._request_headers(sent), timeout=self._timeout
             )
             started = time.monotonic()
             response = await self._client.send(request, stream=True, follow_redirects=False)
             try:
-                return await self._handle(url, response, etag, last_modified, started)
+                return await self._handle(url, response, sent, started)
             finally:
                 await response.aclose()
 
     async def _handle(
-        self,
-        url: str,
-        response: httpx.Response,
-        etag: str | None,
-        last_modified: str | None,
-        started: float,
+        self, url: str, response: httpx.Response, sent: Validators, started: float
     ) -> FetchResult | str:
         status = response.status_code
         if status in _REDIRECTS:
-            return _redirect_target(url, response)
+            return redirect_target(url, response)
         if status == 304:
+            if not sent:
+                # Nothing was asked to be compared: "unchanged" would be a guess, and an
+                # article would never get its first version.
+                raise FetchError(url, "Not Modified to a request without validators", status=304)
             log.debug("GET %s -> 304 not modified", response.url)
             # A 304 has no body by definition; reading the empty end of it lets the pool keep
             # the connection alive instead of closing a "half-read" one (the cheap path of
             # every unchanged re-check).
             await response.aread()
-            return _result(url, response, b"", etag, last_modified)
+            return _result(url, response, b"", sent)
         if not 200 <= status < 300:
             raise _status_error(url, response)
         content = await _read_body(url, response, self.limits.max_bytes)
         elapsed = time.monotonic() - started
         log.debug("GET %s -> %d, %d bytes in %.2f s", response.url, status, len(content), elapsed)
-        return _result(url, response, content, None, None)
+        return _result(url, response, content, Validators())
 
-    def _request_headers(self, etag: str | None, last_modified: str | None) -> dict[str, str]:
+    def _request_headers(self, sent: Validators) -> dict[str, str]:
         # Only encodings we can decode incrementally under the size cap.
         headers = {"User-Agent": self.limits.user_agent, "Accept-Encoding": "gzip, deflate"}
-        if etag:
-            headers["If-None-Match"] = etag
-        if last_modified:
-            headers["If-Modified-Since"] = last_modified
+        if sent.etag:
+            headers["If-None-Match"] = sent.etag
+        if sent.last_modified:
+            headers["If-Modified-Since"] = sent.last_modified
         return headers
-
-    def _slot(self, url: str) -> asyncio.Semaphore:
-        try:
-            host = httpx.URL(url).host
-        except httpx.InvalidURL:
-            host = ""  # the request itself will fail with a proper message
-        return self._hosts.setdefault(host, asyncio.Semaphore(self.limits.per_host))
 
     async def aclose(self) -> None:
         if self._owns_client:
@@ -236,37 +227,69 @@ class Fetcher:
         await self.aclose()
 
 
-def _result(
-    url: str,
-    response: httpx.Response,
-    content: bytes,
-    etag: str | None,
-    last_modified: str | None,
-) -> FetchResult:
-    headers: dict[str, str] = {}
-    for name, value in response.headers.multi_items():
-        key = name.lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+class HostSlots:
+    """At most ``per_host`` requests at once to each host, remembering only busy hosts.
+
+    A host's semaphore exists while someone holds or waits for it and is dropped by the last
+    one out, so a daemon following links to thousands of hosts does not keep a semaphore per
+    host it ever saw. Exact, because asyncio runs one task at a time: nothing can acquire
+    between the count reaching zero and the entry being deleted.
+    """
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._slots: dict[str, _Slot] = {}
+
+    def __len__(self) -> int:
+        """How many hosts have a request under way or waiting."""
+        return len(self._slots)
+
+    @asynccontextmanager
+    async def hold(self, host: str) -> AsyncIterator[None]:
+        slot = self._slots.get(host)
+        if slot is None:
+            slot = self._slots[host] = _Slot(asyncio.Semaphore(self.per_host))
+        slot.users += 1  # counted before the first await: a waiter keeps the entry alive
+        try:
+            async with slot.semaphore:
+                yield
+        finally:
+            slot.users -= 1
+            if not slot.users:
+                del self._slots[host]
+
+
+@dataclass
+class _Slot:
+    semaphore: asyncio.Semaphore
+    users: int = 0  # requests holding or waiting for the semaphore
+
+
+def _host(url: str, current: str) -> str:
+    """The host a request to ``current`` counts against. A port no socket can use is refused
+    here: the connection attempt would fail inside anyio's task group, as an ExceptionGroup
+    that says nothing."""
+    try:
+        target = httpx.URL(current)
+    except httpx.InvalidURL:
+        return ""  # the request itself will fail with a proper message
+    if target.port is not None and not 0 < target.port < 65536:
+        raise FetchError(url, f"invalid port {target.port} in {current[:200]!r}")
+    return target.host
+
+
+def _result(url: str, response: httpx.Response, content: bytes, sent: Validators) -> FetchResult:
+    headers = kept_headers(url, response.headers)
     return FetchResult(
         url=url,
         final_url=str(response.url),
         status=response.status_code,
         content=content,
         headers=MappingProxyType(headers),
-        # A 304 may omit the validators; the caller's still apply then.
-        etag=headers.get("etag", etag),
-        last_modified=headers.get("last-modified", last_modified),
+        # A 304 may omit the validators; the ones sent still apply then.
+        etag=headers.get("etag", sent.etag),
+        last_modified=headers.get("last-modified", sent.last_modified),
     )
-
-
-def _redirect_target(url: str, response: httpx.Response) -> str:
-    location = response.headers.get("location")
-    if not location:
-        raise FetchError(url, f"redirect {response.status_code} without a Location header")
-    target = response.url.join(location.strip())
-    if target.scheme not in ("http", "https"):
-        raise FetchError(url, f"redirect to unsupported URL {str(target)[:200]!r}")
-    return str(target)
 
 
 def _status_error(url: str, response: httpx.Response) -> StatusError:
@@ -274,26 +297,10 @@ def _status_error(url: str, response: httpx.Response) -> StatusError:
     reason = response.reason_phrase or _PHRASES.get(status, "unknown status")
     if str(response.url) != url:
         reason = f"{reason} (at {response.url})"
-    retry_after = None
+    delay = None
     if status in _RETRY_AFTER_STATUSES:
-        retry_after = _parse_retry_after(response.headers.get("retry-after"))
-    return StatusError(url, reason, status=status, retry_after=retry_after)
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Retry-After is either delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        delay = retry_after(url, response.headers)
+    return StatusError(url, reason, status=status, retry_after=delay)
 
 
 async def _read_body(url: str, response: httpx.Response, max_bytes: int) -> bytes:
