@@ -22,13 +22,13 @@ from support.bigfeed import big_rss
 from support.processes import running, stop, wait_for
 from support.receivers import free_port
 from support.server import LoopbackServer, Reply
-from watcher import tasks
 from watcher.config.loading import parse_config
 from watcher.pipeline.feeds import ParsedFeed, parse_feed
 from watcher.records import FeedEntry
 from watcher.storage.entries import ENTRY_CHUNK
 from watcher.storage.store import Store
 from watcher.tasks import open_context, poll_feed
+from watcher.tasks import poll as poll_task
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 RSS = "application/rss+xml"
@@ -156,14 +156,14 @@ def test_identical_bytes_are_not_parsed_and_a_capped_feed_is_fetched_whole(
     # An ETag would let the server answer 304 to the second poll and hide the untaken rest.
     loopback.route("/big.xml", Reply(body=body, headers={"Content-Type": RSS, "ETag": '"v1"'}))
     config = parse_config(f'feeds: [{{name: big, url: "{loopback.url("/big.xml")}"}}]')
-    monkeypatch.setattr(tasks, "MAX_NEW_ARTICLES_PER_POLL", 2)
+    monkeypatch.setattr(poll_task, "MAX_NEW_ARTICLES_PER_POLL", 2)
     parsed: list[bytes] = []
 
     def counted(content: bytes, **options: Any) -> ParsedFeed:
         parsed.append(content)
         return parse_feed(content, **options)
 
-    monkeypatch.setattr(tasks, "parse_feed", counted)
+    monkeypatch.setattr(poll_task, "parse_feed", counted)
 
     async def polls(times: int) -> list[int]:
         async with open_context(config, store) as ctx:

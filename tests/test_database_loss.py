@@ -21,8 +21,9 @@ from support.newsroom import Newsroom, make_story
 from support.processes import cli, daemon, wait_for
 from support.server import LoopbackServer, Reply
 from watcher.storage import schema
+from watcher.storage.engine import database_label, engine_url
 from watcher.storage.presence import DatabaseWatch, SchemaAnchor
-from watcher.storage.store import Store, database_label, engine_url
+from watcher.storage.store import Store
 
 # The watch looks every 2 s; interpreter start-up and a loaded machine get the rest.
 NOTICED_WITHIN = 10.0

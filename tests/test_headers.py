@@ -338,7 +338,7 @@ def test_a_crashing_check_is_recorded_on_the_article_and_named_by_url(
         raise RuntimeError("extractor bug")
 
     # A bug cannot be provoked from outside on purpose: stand one in for the extractor.
-    monkeypatch.setattr("watcher.tasks.extract_article", broken)
+    monkeypatch.setattr("watcher.tasks.check.extract_article", broken)
     passes = Passes(make_config(site.feed_url), store, caplog)
     (check,) = passes.run().checks
     article = passes.article()
@@ -359,7 +359,7 @@ def test_a_crashing_poll_is_recorded_on_the_feed_and_backs_off(
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("parser bug")
 
-    monkeypatch.setattr("watcher.tasks.parse_feed", broken)
+    monkeypatch.setattr("watcher.tasks.poll.parse_feed", broken)
     passes = Passes(make_config(site.feed_url), store, caplog)
     poll = poll_of(passes.run())
     state = store.feed_state("wire")

@@ -42,7 +42,16 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._declare_polls(self.registry)
+        self._declare_checks(self.registry)
+        self._declare_states(self.registry)
+        # Memory, CPU and open files: what a daemon running for months slowly leaks.
+        ProcessCollector(registry=self.registry)
+        # Plain copies of what /healthz needs (reading a gauge back is not public API).
+        self.last_success: float | None = None
+        self.backlog: dict[str, int] = {}
+
+    def _declare_polls(self, r: CollectorRegistry) -> None:
         self.polls = Counter(
             "watcher_feed_polls", "Feed polls by outcome.", ["feed", "outcome"], registry=r
         )
@@ -55,11 +64,29 @@ class Metrics:
             ["feed", "code"],
             registry=r,
         )
+        self.poll_seconds = Histogram(
+            "watcher_feed_poll_duration_seconds",
+            "Time to poll one feed.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+
+    def _declare_checks(self, r: CollectorRegistry) -> None:
         self.checks = Counter(
             "watcher_article_checks", "Article checks by outcome.", ["outcome"], registry=r
         )
+        for outcome in CHECK_OUTCOMES:
+            self.checks.labels(outcome)
+        self.check_seconds = Histogram(
+            "watcher_article_check_duration_seconds",
+            "Time to check one article.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.versions = Counter("watcher_versions_stored", "Article versions stored.", registry=r)
         self.alerts = Counter("watcher_alerts_recorded", "Alerts recorded.", registry=r)
+
+    def _declare_states(self, r: CollectorRegistry) -> None:
         self.deliveries = Counter(
             "watcher_deliveries",
             "Alert deliveries by notifier and outcome.",
@@ -72,18 +99,6 @@ class Metrics:
             ["state"],
             registry=r,
         )
-        self.poll_seconds = Histogram(
-            "watcher_feed_poll_duration_seconds",
-            "Time to poll one feed.",
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
-        self.check_seconds = Histogram(
-            "watcher_article_check_duration_seconds",
-            "Time to check one article.",
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
         self.last_success_gauge = Gauge(
             "watcher_last_successful_poll_timestamp_seconds",
             "Unix time of the last successful feed poll (0: none known).",
@@ -92,13 +107,6 @@ class Metrics:
         self.scheduler_gauge = Gauge(
             "watcher_scheduler_running", "1 while the scheduler runs.", registry=r
         )
-        # Memory, CPU and open files: what a daemon running for months slowly leaks.
-        ProcessCollector(registry=r)
-        for outcome in CHECK_OUTCOMES:
-            self.checks.labels(outcome)
-        # Plain copies of what /healthz needs (reading a gauge back is not public API).
-        self.last_success: float | None = None
-        self.backlog: dict[str, int] = {}
 
     def declare(self, feeds: Iterable[str], notifiers: Iterable[str]) -> None:
         """Create every series of the configured feeds and notifiers at zero, so a rate over

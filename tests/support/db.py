@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import create_engine, text
 
-from watcher.storage.store import engine_url
+from watcher.storage.engine import engine_url
 
 POSTGRES_ENV = "WATCHER_TEST_POSTGRES_URL"
 

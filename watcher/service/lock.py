@@ -40,8 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.clock import utc_now
 from watcher.errors import StoreError
-from watcher.storage.store import (
-    Store,
+from watcher.storage.engine import (
     database_label,
     engine_url,
     ensure_parent_dir,
@@ -50,6 +49,7 @@ from watcher.storage.store import (
     short_reason,
     sqlite_file,
 )
+from watcher.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from sqlmodel import SQLModel
 
 from watcher.errors import DatabaseGone
 from watcher.storage import schema  # noqa: F401  (registers the tables whose presence is checked)
-from watcher.storage.store import database_label, engine_url, short_reason, sqlite_file
+from watcher.storage.engine import database_label, engine_url, short_reason, sqlite_file
 
 log = logging.getLogger(__name__)
 

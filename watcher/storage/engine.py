@@ -1,0 +1,153 @@
+"""Opening a database: the URL, the engine (SQLite pragmas, PostgreSQL's pre-ping), and
+what an open that failed says (SQLite's "unable to open database file" says nothing: the
+folder is looked at to tell a full disk, a read-only folder or a directory in the way)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import create_engine
+
+from watcher.errors import NoDatabase, StoreError
+from watcher.storage.schema import MetaRow
+
+_META = MetaRow.__table__  # type: ignore[attr-defined]
+
+# Below this much free space a failed SQLite open is blamed on the full disk.
+LOW_SPACE_BYTES = 256 * 1024
+# SQLite's messages that name no cause; for these Store.open looks at the folder itself.
+_VAGUE_SQLITE_ERRORS = frozenset(
+    {
+        "unable to open database file",
+        "disk I/O error",
+        "database or disk is full",
+        "attempt to write a readonly database",
+    }
+)
+
+
+def engine_url(url: str) -> str:
+    """Plain ``postgresql://`` means the psycopg 3 driver (the one we depend on)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the CLI) run while the daemon writes; NORMAL sync is durable in WAL
+    # mode except for the last commits before a power cut; busy_timeout rides out locks.
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "busy_timeout=10000",
+        "foreign_keys=ON",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def database_label(url: str) -> str:
+    """The URL as messages show it: without the password."""
+    return make_url(engine_url(url)).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL and in-memory SQLite."""
+    parsed = make_url(engine_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def ensure_parent_dir(path: Path, label: str) -> None:
+    """Create the folder of ``path`` (the state directory) if needed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create the directory {path.parent}: {os_reason(exc)}"
+        raise StoreError(reason, database=label) from None
+
+
+def os_reason(exc: OSError) -> str:
+    """What is wrong, without Python's ``[Errno N]`` noise; when a file stands where a folder
+    should be, name that file (mkdir only says "File exists")."""
+    if exc.filename and isinstance(exc, FileExistsError | NotADirectoryError):
+        where = Path(exc.filename)
+        for ancestor in [where, *where.parents]:
+            if ancestor.exists() and not ancestor.is_dir():
+                blocker = "it" if ancestor == where else str(ancestor)
+                return f"{blocker} is a file, not a directory"
+    return exc.strerror or str(exc)
+
+
+def open_failure(url: str, exc: SQLAlchemyError | OSError) -> str:
+    if isinstance(exc, OSError):
+        return (f"{exc.filename}: " if exc.filename else "") + os_reason(exc)
+    return _explain_sqlite_failure(url, short_reason(exc))
+
+
+def _explain_sqlite_failure(url: str, reason: str) -> str:
+    """SQLite's "unable to open database file" or "disk I/O error" do not say why: look."""
+    path = sqlite_file(url)
+    if path is None or reason not in _VAGUE_SQLITE_ERRORS:
+        return reason
+    if path.is_dir():
+        return f"{reason} ({path} is a directory)"
+    folder = path.parent
+    with suppress(OSError):
+        free = shutil.disk_usage(folder).free
+        if free < LOW_SPACE_BYTES:
+            return f"{reason} (no space left in {folder}: {free // 1024} KiB free)"
+    probe = folder / f".watcher-probe-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return reason
+    except OSError as exc:
+        return f"{reason} (cannot create files in {folder}: {exc.strerror})"
+    probe.unlink(missing_ok=True)
+    return reason
+
+
+def open_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url``; with ``create`` a SQLite file's folder is made if missing."""
+    parsed = make_url(engine_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_file(url)
+        if path is not None and create:
+            ensure_parent_dir(path, database_label(url))
+        engine = create_engine(parsed, connect_args={"timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+
+def require_file(url: str, label: str) -> None:
+    """A SQLite file that is not there is not opened: connecting would create it."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise NoDatabase(label, f"no database file {path}")
+
+
+def probe_write(engine: Engine) -> None:
+    # A row inserted and deleted in one transaction: pages really written (a WAL frame on
+    # SQLite), nothing left behind. Rewriting a row with its own value would not do: SQLite
+    # skips writing a cell that did not change.
+    with engine.begin() as connection:
+        connection.execute(_META.insert().values(key="write_probe", value=""))
+        connection.execute(_META.delete().where(_META.c.key == "write_probe"))
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first line of a driver error, without SQLAlchemy's statement dump."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

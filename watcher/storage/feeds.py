@@ -1,0 +1,153 @@
+"""The feed queries of :class:`watcher.storage.store.Store` (a mixin): feed rows, polls,
+and a feed's entries taken as tracked articles, a chunk at a time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from watcher.errors import StoreError
+from watcher.records import EntriesTaken, FeedEntry, FeedState, PollRecord, from_row
+from watcher.storage.entries import ENTRY_CHUNK, take_chunk
+from watcher.storage.schema import ArticleFeedRow, FeedRow
+
+log = logging.getLogger(__name__)
+
+_FEED = FeedRow.__table__  # type: ignore[attr-defined]
+_FEED_ID = select(_FEED.c.id).where(_FEED.c.name == bindparam("name"))
+# Tries of one chunk of feed entries that keeps meeting a concurrent poll of the same stories.
+CHUNK_TRIES = 5
+
+
+class FeedQueries:
+    """Feeds and their entries. Mixed into Store, which supplies the sessions."""
+
+    label: str
+
+    def _session(self) -> AbstractContextManager[Session]:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def sync_feeds(self, feeds: Iterable[tuple[str, str]]) -> None:
+        """Make a row for every configured (name, url); a changed URL forgets its cache keys."""
+        with self._session() as session:
+            rows = {row.name: row for row in session.exec(select(FeedRow))}
+            for name, url in feeds:
+                row = rows.get(name)
+                if row is None:
+                    session.add(FeedRow(name=name, url=url))
+                elif row.url != url:
+                    # A new URL is a new start: no cache keys, no error streak, not disabled.
+                    row.url, row.etag, row.last_modified = url, None, None
+                    row.body_digest = None
+                    row.error_streak, row.disabled_at = 0, None
+                    session.add(row)
+            session.commit()
+
+    def feed_states(self, names: Collection[str] | None = None) -> list[FeedState]:
+        with self._session() as session:
+            query = select(FeedRow).order_by(col(FeedRow.name))
+            if names is not None:
+                query = query.where(col(FeedRow.name).in_(list(names)))
+            rows = session.exec(query).all()
+            # Counted for these feeds only (the index on feed_id): a poll reads its own feed's
+            # state, and counting every feed's articles cost ~13 ms a poll at 20,000 articles.
+            counting = select(ArticleFeedRow.feed_id, func.count()).group_by(
+                col(ArticleFeedRow.feed_id)
+            )
+            if names is not None:
+                counting = counting.where(col(ArticleFeedRow.feed_id).in_([r.id for r in rows]))
+            counts = dict(session.exec(counting).all())
+            return [_feed_state(row, counts.get(row.id or 0, 0)) for row in rows]
+
+    def feed_state(self, name: str) -> FeedState:
+        states = self.feed_states([name])
+        if not states:
+            raise StoreError(f"no feed named {name!r} in the database", database=self.label)
+        return states[0]
+
+    def record_poll(self, name: str, poll: PollRecord) -> None:
+        with self._session() as session:
+            row = session.exec(select(FeedRow).where(FeedRow.name == name)).one()
+            row.next_poll_at = poll.next_poll_at
+            if poll.skipped:
+                session.add(row)
+                session.commit()
+                return
+            row.last_polled_at = poll.polled_at
+            row.last_status = poll.status
+            if poll.error is None:
+                row.last_success_at = poll.polled_at
+                row.error_streak, row.last_error = 0, None
+                row.etag, row.last_modified = poll.etag, poll.last_modified
+                row.title = poll.title or row.title
+                row.body_digest = poll.body_digest
+                row.entries_seen += poll.entries
+            else:
+                row.error_streak += 1
+                row.last_error = poll.error
+                if poll.disable:
+                    row.disabled_at = poll.polled_at
+            session.add(row)
+            session.commit()
+
+    # --------------------------------------------------------------- articles
+
+    def add_entries(self, feed_name: str, entries: Sequence[FeedEntry], now: datetime) -> int:
+        """Track every entry (due at once if new); returns how many articles are new."""
+        return self.take_entries(feed_name, entries, now).new
+
+    def take_entries(
+        self,
+        feed_name: str,
+        entries: Sequence[FeedEntry],
+        now: datetime,
+        *,
+        max_new: int | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> EntriesTaken:
+        """Track entries chunk by chunk, one transaction each: at most ``max_new`` new
+        articles (the rest is ``deferred``, for the next polls), and no chunk started once
+        ``stop()`` holds (its entries count as deferred too).
+
+        Safe to call from a worker thread: each chunk takes a pooled connection of its own.
+        """
+        with self._transaction() as connection:
+            feed_id = connection.execute(_FEED_ID, {"name": feed_name}).scalar_one()
+        new = deferred = 0
+        for start in range(0, len(entries), ENTRY_CHUNK):
+            chunk = entries[start : start + ENTRY_CHUNK]
+            if stop():
+                deferred += len(chunk)  # an upper bound: known ones among them are not new
+                continue
+            room = None if max_new is None else max_new - new
+            taken = self._take_chunk(feed_id, chunk, now, room)
+            new, deferred = new + taken.new, deferred + taken.deferred
+        return EntriesTaken(new, deferred)
+
+    def _take_chunk(
+        self, feed_id: int, chunk: Sequence[FeedEntry], now: datetime, room: int | None
+    ) -> EntriesTaken:
+        for attempt in range(1, CHUNK_TRIES + 1):
+            try:
+                with self._transaction() as connection:
+                    return take_chunk(connection, feed_id, chunk, now, room)
+            except IntegrityError:
+                # Another feed's poll, in another thread, created one of these stories since
+                # the chunk looked them up: its transaction rolled back; look again.
+                if attempt == CHUNK_TRIES:
+                    raise
+                log.debug("feed %s: a chunk met a concurrent poll, taking it again", feed_id)
+        raise AssertionError("unreachable")
+
+
+def _feed_state(row: FeedRow, articles: int) -> FeedState:
+    return from_row(FeedState, row.model_dump(), articles=articles)

@@ -1,0 +1,88 @@
+"""What every task is handed: the config, the store, the HTTP client, the rules and the
+outbox, opened once per process (:func:`open_context`) and swapped on reload."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from watcher.clock import utc_now
+from watcher.config.models import Config
+from watcher.delivery.outbox import Outbox
+from watcher.errors import (
+    ConfigError,
+)
+from watcher.pipeline.fetch import Fetcher, FetchLimits
+from watcher.pipeline.rules import Rule, compile_rules
+from watcher.storage.store import Store
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Context:
+    """Everything a task needs, opened once per process."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    rules: tuple[Rule, ...]
+    outbox: Outbox
+    clock: Callable[[], datetime] = utc_now
+    # Set when the process is asked to stop: batches start no new items (see _bounded).
+    stopping: bool = False
+
+
+@asynccontextmanager
+async def open_context(
+    config: Config, store: Store | None = None, clock: Callable[[], datetime] = utc_now
+) -> AsyncIterator[Context]:
+    own_store = store is None
+    store = store or Store.open(config.database_url())
+    # No guard by default: feed URLs are the user's own. Article fetches pass theirs.
+    fetcher = Fetcher(fetch_limits(config))
+    try:
+        outbox = Outbox.build(config, store, clock)
+        store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
+        yield Context(config, store, fetcher, compile_rules(config.rules), outbox, clock)
+    finally:
+        await fetcher.aclose()
+        if own_store:
+            store.close()
+
+
+def reconfigure(ctx: Context, config: Config) -> None:
+    """Swap a new config into a running context: feeds, rules, notifiers and templates.
+
+    Everything is built before anything is swapped, so a notifier or template that fails
+    raises ConfigError and leaves the context as it was. Fetch settings and the database
+    take effect at the next start (requests under way hold the current HTTP client).
+    """
+    outbox = Outbox.build(config, ctx.store, ctx.clock)
+    rules = compile_rules(config.rules)
+    if config.database_url() != ctx.config.database_url():
+        raise ConfigError(
+            "the database cannot change while running; restart watcher for that",
+            file=config.source,
+            key="database",
+        )
+    if fetch_limits(config) != fetch_limits(ctx.config):
+        log.warning("fetch settings changed: they take effect at the next restart")
+    ctx.store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
+    ctx.config, ctx.rules, ctx.outbox = config, rules, outbox
+
+
+def fetch_limits(config: Config) -> FetchLimits:
+    settings = config.fetch
+    base = FetchLimits()
+    return FetchLimits(
+        connect_timeout=settings.connect_timeout.total_seconds(),
+        read_timeout=settings.read_timeout.total_seconds(),
+        deadline=settings.deadline.total_seconds(),
+        max_bytes=settings.max_bytes,
+        max_redirects=settings.max_redirects,
+        per_host=settings.per_host,
+        user_agent=settings.user_agent or base.user_agent,
+    )
