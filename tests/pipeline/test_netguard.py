@@ -8,11 +8,11 @@ import html
 import ipaddress
 import logging
 import re
-from pathlib import Path
 
 import pytest
 
 from support.newsroom import Newsroom, Story, make_story
+from support.paths import ROOT
 from support.server import LoopbackServer, Reply
 from watcher.config.loading import parse_config
 from watcher.config.models import Config
@@ -276,7 +276,7 @@ def test_guard_is_on_unless_the_config_turns_it_off() -> None:
 
 
 def test_example_config_documents_both_options() -> None:
-    path = Path(__file__).parent.parent / "config/watcher.example.yaml"
+    path = ROOT / "config/watcher.example.yaml"
     text = path.read_text(encoding="utf-8")
     text = text.replace("# allow_private_networks:", "allow_private_networks:")
     text = text.replace("    # allow_hosts:", "    allow_hosts:")

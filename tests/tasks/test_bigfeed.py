@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event
-from test_metrics import value
 
 from support.bigfeed import big_rss
+from support.exposition import value
 from support.processes import running, stop, wait_for
 from support.receivers import free_port
 from support.server import LoopbackServer, Reply

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from support.newsroom import Newsroom, make_story
+from support.paths import ROOT
 from support.server import LoopbackServer
 from watcher.service.sdnotify import SystemdNotifier, watchdog_interval, watchdog_pinger
 
-ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "watcher.service"
 
 

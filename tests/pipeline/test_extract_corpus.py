@@ -18,16 +18,16 @@ import re
 import statistics
 from collections import Counter
 from functools import cache
-from pathlib import Path
 
 import pytest
 from lxml import etree, html  # type: ignore[import-untyped]
 
+from support.paths import CORPORA
 from watcher.pipeline.diff import compute_change
 from watcher.pipeline.extract import Extracted, extract_article
 from watcher.pipeline.normalise import comparable_text, normalise
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "article-extraction"
+CORPUS = CORPORA / "article-extraction"
 EDITED_WORD = "quindecillion"
 HEADLINES = [
     "Markets slide as traders weigh rate outlook",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.paths import DATA
 from watcher.pipeline import diff
 from watcher.pipeline.diff import (
     Change,
@@ -26,7 +26,7 @@ from watcher.pipeline.diff import (
 )
 
 CASES: list[dict[str, Any]] = yaml.safe_load(
-    (Path(__file__).parent / "data" / "diff_cases.yaml").read_text(encoding="utf-8")
+    (DATA / "diff_cases.yaml").read_text(encoding="utf-8")
 )
 LISTED = ("added", "removed", "numbers_removed", "numbers_added", "quotes_removed", "quotes_added")
 COUNTED = ("words_added", "words_removed")

@@ -9,12 +9,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.paths import ROOT
 from watcher.config.loading import load_config, parse_config
 from watcher.config.models import DEFAULT_RECHECK
 from watcher.config.values import parse_duration
 from watcher.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
 CASES: list[dict[str, Any]] = yaml.safe_load((ROOT / "tests/data/config_errors.yaml").read_text())
 
 

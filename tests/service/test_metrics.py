@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from support.exposition import value
 from support.newsroom import Newsroom, make_story
 from support.processes import running, stop, wait_for, watcher
 from support.receivers import free_port
@@ -32,15 +32,6 @@ from watcher.metrics import (
 )
 from watcher.service.exporter import assess, serve_metrics
 from watcher.storage.store import Store
-
-
-def value(text: str, name: str, **labels: str) -> float | None:
-    """The sample ``name{labels}`` of an exposition, None when absent."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return sample.value
-    return None
 
 
 def exposed(metrics: Metrics) -> str:

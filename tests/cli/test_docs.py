@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from support.paths import ROOT
 from watcher.config.loading import parse_config
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
 
 

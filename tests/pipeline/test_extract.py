@@ -7,7 +7,6 @@ import contextlib
 import gzip
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.paths import DATA
 from watcher.errors import ExtractError
 from watcher.pipeline.extract import Extracted, extract_article, fragment_to_text
 from watcher.pipeline.normalise import (
@@ -26,7 +26,6 @@ from watcher.pipeline.normalise import (
     normalise,
 )
 
-DATA = Path(__file__).parent / "data"
 URL = "https://news.example.org/world/2026/truce-talks"
 
 

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from support.paths import ROOT
 from watcher.config.models import RuleConfig
 from watcher.pipeline.diff import compute_change, document
 from watcher.pipeline.rules import Condition, Rule, Subject, documentation, keyword_pattern
 
-ROOT = Path(__file__).resolve().parents[1]
 CASES: list[dict[str, Any]] = yaml.safe_load((ROOT / "tests/data/rules_cases.yaml").read_text())
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import re
 import traceback
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from support.corpus import print_outcomes
+from support.paths import CORPORA
 from watcher.errors import FeedError
 from watcher.pipeline.feeds import parse_feed
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "feedparser" / "tests"
+CORPUS = CORPORA / "feedparser" / "tests"
 HEADER_LINE = re.compile(rb"^\s*Header:\s*([A-Za-z0-9-]+):[ \t]*(.*?)\s*$", re.MULTILINE)
 
 
