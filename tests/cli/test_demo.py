@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import pty
 import random
 import re
+import select
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -181,3 +185,41 @@ def test_demo_shows_alerts_with_diffs_and_leaves_a_database_to_explore(tmp_path:
     history = watcher(*commands[1][1:], env=env, timeout=60)
     assert history.returncode == 0, history.stderr
     assert commands[1][4] in history.stdout and "│ 2" in history.stdout
+
+
+def test_the_demo_ends_when_its_terminal_closes(tmp_path: Path) -> None:
+    """A closed terminal sends SIGHUP to its session: the demo stops, where the daemon would
+    reload, and leaves no orphan behind."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: a session leader whose controlling terminal is the pty
+        argv = [sys.executable, "-m", "watcher.cli", "demo", "--duration", "120s"]
+        os.execve(sys.executable, argv, env)
+    seen = _read_until(terminal, b"Press Ctrl-C to stop.", seconds=60)
+    assert b"Press Ctrl-C to stop." in seen, seen.decode(errors="replace")
+    time.sleep(1.0)  # the daemon has taken the signals over
+    os.close(terminal)  # the terminal window closes
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the demo kept running after its terminal closed")
+    assert os.waitstatus_to_exitcode(status) in (0, -signal.SIGHUP)
+
+
+def _read_until(fd: int, marker: bytes, seconds: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen

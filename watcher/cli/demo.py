@@ -66,7 +66,9 @@ def demo_command(
         with suppress(KeyboardInterrupt):
             asyncio.run(_run_demo(config, stop_after))
         urls = newsroom.story_urls()
-    click.echo("\n" + follow_up(config_file, config.database_url(), urls))
+    # After a closed terminal (SIGHUP) there is nobody to read it, and writing fails.
+    with suppress(OSError):
+        click.echo("\n" + follow_up(config_file, config.database_url(), urls))
 
 
 async def _run_demo(config: Config, stop_after: timedelta | None) -> None:
@@ -82,7 +84,7 @@ async def _run_demo(config: Config, stop_after: timedelta | None) -> None:
             stop_after.total_seconds(), _times_up, stop_after
         )
     try:
-        await run_daemon(config, RunOptions(drain_seconds=DEMO_DRAIN_SECONDS))
+        await run_daemon(config, RunOptions(drain_seconds=DEMO_DRAIN_SECONDS, hangup_stops=True))
     finally:
         if timer is not None:
             timer.cancel()

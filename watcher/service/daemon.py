@@ -65,6 +65,9 @@ LOST_DRAIN_SECONDS = 0.0
 @dataclass(frozen=True)
 class RunOptions:
     drain_seconds: float = DRAIN_SECONDS
+    # SIGHUP reloads the config of a service; an interactive run (the demo) stops on it
+    # instead, since that is what a closed terminal sends.
+    hangup_stops: bool = False
 
 
 async def run_daemon(config: Config, options: RunOptions = RunOptions()) -> None:
@@ -72,7 +75,10 @@ async def run_daemon(config: Config, options: RunOptions = RunOptions()) -> None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
-    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    if options.hangup_stops:
+        loop.add_signal_handler(signal.SIGHUP, _request_stop, stop, signal.SIGHUP)
+    else:
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
     try:
         async with serve_metrics(config) as exporter:
             with writer_store(config.database_url(), "run") as store:

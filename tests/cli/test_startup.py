@@ -1,0 +1,79 @@
+"""Starting a command: only what it uses is imported, and Ctrl-C at any moment of it (the
+imports included) ends it with one short line and exit 130, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+WATCHER = [sys.executable, "-m", "watcher.cli"]
+# Modules a command that does not need them must not import: each costs tens to hundreds of
+# milliseconds at start-up.
+HEAVY = ("sqlalchemy", "sqlmodel", "pydantic", "apprise", "trafilatura", "apscheduler", "httpx")
+
+CONFIG = """\
+database: sqlite:///{state}/watcher.db
+feeds:
+  - {{name: desk, url: "http://127.0.0.1:9/world.xml"}}
+notifiers:
+  screen: "console://"
+rules:
+  - {{name: ceasefire, keywords: [cease-fire], notify: [screen]}}
+"""
+
+
+def imported_by(*args: str) -> set[str]:
+    """The top-level modules loaded once the command line is parsed and help printed."""
+    probe = (
+        "import sys\n"
+        "from watcher.cli.commands import main\n"
+        "try:\n"
+        f"    main({list(args)!r}, prog_name='watcher')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("alerts", "--help")])
+def test_help_and_version_import_nothing_heavy(args: tuple[str, ...]) -> None:
+    loaded = imported_by(*args)
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "watcher.yaml"
+    path.write_text(CONFIG.format(state=tmp_path))
+    return path
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.45, 0.6, 0.8])
+def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(config: Path, delay: float) -> None:
+    """``validate`` imports pydantic, apprise and the templates: a second or so in which the
+    interrupt lands somewhere in the imports or the work."""
+    process = subprocess.Popen(
+        [*WATCHER, "-c", str(config), "validate"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    if process.returncode == 0:
+        return  # it finished before the interrupt came
+    assert process.returncode == 130, (process.returncode, err)
+    assert err.strip() == "watcher: interrupted", err
