@@ -66,7 +66,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     watcher = [sys.executable, "-m", "watcher.cli"]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
+    # Bytecode caches as a user has them (any value of this variable, "0" too, turns them off).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory() as state:
         config = Path(state) / "watcher.yaml"
         config.write_text(CONFIG.format(state=state))
