@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from watcher.errors import FeedError
-from watcher.pipeline.feeds import ParsedFeed, parse_feed
+from watcher.pipeline.feeds import ParsedFeed, feed_digest, parse_feed
 from watcher.pipeline.urls import canonical_url
 from watcher.records import FeedEntry
 
@@ -364,3 +364,37 @@ def test_any_bytes_give_a_feed_or_a_feed_error(
         return
     assert all(e.key for e in feed.entries)
     assert len({e.key for e in feed.entries}) == len(feed.entries)
+
+
+# --- the digest that lets an unchanged feed skip parsing --------------------------------------
+
+_DIGEST_FEED = (
+    '<?xml version="1.0"?>\n<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+    "<channel><title>{title}</title><lastBuildDate>{built}</lastBuildDate>"
+    "<item><guid>a-1</guid><title>{headline}</title></item>"
+    "<item><guid>a-2</guid><title>Second</title></item>"
+    "<pubDate>{built}</pubDate></channel></rss>"
+)
+
+
+def _digest(**parts: str) -> str:
+    values = {"title": "Desk", "built": "Mon, 01 Dec 2026 10:00:00 GMT", "headline": "First"}
+    document = _DIGEST_FEED.format(**{**values, **parts}).encode()
+    return feed_digest(document, url="https://news.example.org/rss")
+
+
+def test_a_feed_regenerated_with_only_new_dates_keeps_its_digest() -> None:
+    assert _digest() == _digest(built="Mon, 01 Dec 2026 11:00:00 GMT") == _digest(title="D2")
+
+
+def test_any_change_inside_an_entry_or_to_the_markup_changes_the_digest() -> None:
+    assert _digest(headline="First, revised") != _digest()
+    namespaced = _DIGEST_FEED.replace("elements/1.1/", "elements/2.0/").format(
+        title="Desk", built="x", headline="First"
+    )
+    plain = _DIGEST_FEED.format(title="Desk", built="x", headline="First")
+    url = "https://news.example.org/rss"
+    assert feed_digest(namespaced.encode(), url=url) != feed_digest(plain.encode(), url=url)
+    # A JSON Feed (and anything without XML entries) is taken whole.
+    json_feed = b'{"version": "https://jsonfeed.org/version/1.1", "title": "%s", "items": []}'
+    assert feed_digest(json_feed % b"a", url=url) != feed_digest(json_feed % b"b", url=url)

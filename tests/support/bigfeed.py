@@ -6,10 +6,15 @@ from collections.abc import Iterable
 
 
 def big_rss(
-    count: int, *, edited: Iterable[int] = (), prefix: str = "http://news.example"
+    count: int,
+    *,
+    edited: Iterable[int] = (),
+    prefix: str = "http://news.example",
+    built: str = "Mon, 01 Dec 2026 10:00:00 GMT",
 ) -> bytes:
     """``count`` RSS items (about 190 bytes each: 50,000 make 9.5 MB); items in ``edited`` get
-    a different description, as if the publisher revised them."""
+    a different description, as if the publisher revised them; ``built`` is the channel's
+    lastBuildDate, which a publisher's generator changes on every run."""
     revised = set(edited)
     items = "".join(
         f"<item><title>Story {i}</title><link>{prefix}/story/{i}</link>"
@@ -18,7 +23,7 @@ def big_rss(
     )
     return (
         '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
-        f"<title>Big wire</title>{items}</channel></rss>"
+        f"<title>Big wire</title><lastBuildDate>{built}</lastBuildDate>{items}</channel></rss>"
     ).encode()
 
 

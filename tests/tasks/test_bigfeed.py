@@ -172,7 +172,7 @@ def test_identical_bytes_are_not_parsed_and_a_capped_feed_is_fetched_whole(
     caplog.set_level("INFO", "watcher")
     assert asyncio.run(polls(4)) == [2, 2, 1, 0]
     assert len(parsed) == 3  # the fourth poll found the bytes of the third
-    assert f"the same {len(body)} bytes as the last poll: not parsed" in caplog.text
+    assert f"entries as at the last poll ({len(body)} bytes): not parsed" in caplog.text
     sent = [r.headers.get("if-none-match") for r in loopback.requests_to("/big.xml")]
     assert sent == [None, None, None, '"v1"']  # cache keys kept once every entry was taken
     assert store.feed_state("big").articles == 5
@@ -235,6 +235,33 @@ metrics: {{listen: "127.0.0.1:{port}"}}
     finally:
         store.close()
     assert "Traceback" not in log.read_text()
+
+
+def test_a_feed_rebuilt_with_only_a_new_date_is_not_parsed_again(
+    loopback: LoopbackServer, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loopback.route("/big.xml", Reply(body=big_rss(3), headers={"Content-Type": RSS}))
+    config = parse_config(f'feeds: [{{name: big, url: "{loopback.url("/big.xml")}"}}]')
+    parsed: list[bytes] = []
+
+    def counted(content: bytes, **options: Any) -> ParsedFeed:
+        parsed.append(content)
+        return parse_feed(content, **options)
+
+    monkeypatch.setattr(poll_task, "parse_feed", counted)
+
+    async def poll() -> str:
+        async with open_context(config, store) as ctx:
+            return (await poll_feed(ctx, "big")).status
+
+    assert asyncio.run(poll()) == "ok"
+    rebuilt = big_rss(3, built="Tue, 02 Dec 2026 08:00:00 GMT")
+    loopback.route("/big.xml", Reply(body=rebuilt, headers={"Content-Type": RSS}))
+    assert asyncio.run(poll()) == "ok"
+    assert len(parsed) == 1
+    loopback.route("/big.xml", Reply(body=big_rss(3, edited=[1]), headers={"Content-Type": RSS}))
+    assert asyncio.run(poll()) == "ok"
+    assert len(parsed) == 2  # an entry changed: parsed
 
 
 def test_run_answers_health_while_a_big_feed_is_taken(

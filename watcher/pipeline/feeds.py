@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import xml.sax
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -66,17 +67,43 @@ def parse_feed(content: bytes, *, url: str, headers: Mapping[str, str] | None = 
 
 
 def feed_digest(content: bytes, *, url: str, headers: Mapping[str, str] | None = None) -> str:
-    """What :func:`parse_feed` reads, as a digest: equal digests parse to equal feeds.
+    """What :func:`parse_feed` reads of the entries, as a digest: equal digests parse to equal
+    entries, so a poll whose digest did not change need not parse at all.
 
     Besides the bytes, the URL and the headers parse_feed looks at (the charset and the base
-    for relative links) go in, so the same bytes under a new charset are parsed again.
+    for relative links) go in, so the same bytes under a new charset are parsed again. Of an
+    XML feed, the text between the tags outside its entries is left out: a feed regenerated
+    with only a new ``lastBuildDate`` (the usual reason a big feed's bytes change when
+    nothing was published) then costs no parse. The tags themselves stay in, so a namespace,
+    an ``xml:base`` or a DOCTYPE that changes what the entries mean is still seen.
     """
     digest = hashlib.sha256()
     merged = _response_headers(url, headers)
     for part in (url, merged.get("content-type", ""), merged.get("content-location", "")):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
-    digest.update(content)
+    digest.update(content if _looks_like_json(content) else _entry_markup(content))
     return digest.hexdigest()
+
+
+_ENTRY_START = re.compile(rb"<(?:[\w.-]+:)?(?:item|entry)[\s/>]")
+_ENTRY_END = re.compile(rb"</(?:[\w.-]+:)?(?:item|entry)\s*>")
+_TEXT_BETWEEN_TAGS = re.compile(rb">[^<]*<")
+
+
+def _entry_markup(content: bytes) -> bytes:
+    """The entries byte for byte, and only the markup of what surrounds them (the whole
+    document when no entry is found, e.g. UTF-16, whose tags are not ASCII bytes)."""
+    first = _ENTRY_START.search(content)
+    ends = _ENTRY_END.finditer(content, first.start() if first else len(content))
+    last = deque(ends, maxlen=1)  # the last end tag, in one pass without keeping the others
+    if first is None or not last:
+        return content
+    head, entries, tail = (
+        content[: first.start()],
+        content[first.start() : last[0].end()],
+        content[last[0].end() :],
+    )
+    return _TEXT_BETWEEN_TAGS.sub(b"><", head) + entries + _TEXT_BETWEEN_TAGS.sub(b"><", tail)
 
 
 # --- XML feeds (feedparser) ------------------------------------------------------------------

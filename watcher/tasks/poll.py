@@ -167,7 +167,8 @@ async def parse_off_loop(
 def _poll_unchanged(
     ctx: Context, feed_name: str, result: FetchResult, digest: str, next_poll: datetime
 ) -> PollOutcome:
-    """The same bytes as the last poll, all of whose entries are tracked: nothing to parse."""
+    """The entries are the bytes of the last poll, and all of them are tracked (see
+    :func:`~watcher.pipeline.feeds.feed_digest`): nothing to parse."""
     record = PollRecord(
         ctx.clock(),
         next_poll,
@@ -178,7 +179,7 @@ def _poll_unchanged(
     )
     ctx.store.record_poll(feed_name, record)
     size = len(result.content)
-    log.info("feed %s: the same %d bytes as the last poll: not parsed", feed_name, size)
+    log.info("feed %s: entries as at the last poll (%d bytes): not parsed", feed_name, size)
     return PollOutcome(feed_name, "ok", http_status=result.status)
 
 
