@@ -262,6 +262,9 @@ class Config(Model):
     defaults: Defaults = Field(default_factory=Defaults)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     feeds: list[FeedConfig] = Field(default_factory=list)
+    # OPML subscription lists (relative to this file) whose feeds join `feeds` (see
+    # watcher.config.opml); a URL in both is the `feeds` entry.
+    feeds_from: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     notifiers: dict[Annotated[str, Field(pattern=r"^[\w.-]+$")], NotifierSpec] = Field(
         default_factory=dict
     )
