@@ -220,7 +220,8 @@ def feeds(state: State, opml: bool) -> None:
     if opml:
         from watcher.config.opml import feeds_to_opml
 
-        listed = [(f.name, f.url, f.tags) for f in config.feeds]
+        # A news sitemap is not something a feed reader can subscribe to.
+        listed = [(f.name, f.url, f.tags) for f in config.feeds if not f.sitemap]
         click.echo(config.mask(feeds_to_opml(listed, "watcher feeds")), nl=False)
         return
     with state.store() as store:

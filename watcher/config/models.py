@@ -109,6 +109,9 @@ AllowEntry = Annotated[str, BeforeValidator(_allow_entry)]
 class FeedConfig(Model):
     name: str = Field(min_length=1, pattern=r"^[\w.-]+$")
     url: str
+    # A news sitemap (or sitemap index) instead of a feed: written `sitemap: URL` in place of
+    # `url:`, and then also the feed's `url` (polled the same way).
+    sitemap: str | None = None
     interval: Duration | None = None
     fetch_article: bool | None = None
     recheck: list[RecheckStep] | None = None
@@ -128,6 +131,20 @@ class FeedConfig(Model):
     @classmethod
     def _http_url(cls, url: str) -> str:
         return check_http_url(url)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sitemap_is_the_url(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("sitemap") is None:
+            return data
+        if "url" in data:
+            raise ValueError("a feed has `url` (RSS, Atom, JSON Feed) or `sitemap`, not both")
+        return {**data, "url": data["sitemap"]}
+
+    @field_validator("sitemap")
+    @classmethod
+    def _http_sitemap(cls, url: str | None) -> str | None:
+        return None if url is None else check_http_url(url)
 
 
 def check_http_url(url: str) -> str:

@@ -34,7 +34,7 @@ from watcher.pipeline.headers import (
     retry_after,
 )
 
-__all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck"]
+__all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck", "decode_body"]
 
 log = logging.getLogger(__name__)
 
@@ -319,6 +319,13 @@ async def _read_body(url: str, response: httpx.Response, max_bytes: int) -> byte
         parts.append(decoder.feed(chunk))
     parts.append(decoder.finish())
     return b"".join(parts)
+
+
+def decode_body(url: str, content_encoding: str, data: bytes, max_bytes: int) -> bytes:
+    """``data`` decoded as ``content_encoding`` with the fetch's size cap: for bodies that
+    are compressed files rather than compressed transfers (a ``sitemap.xml.gz``)."""
+    decoder = _Decoder(url, content_encoding, max_bytes)
+    return decoder.feed(data) + decoder.finish()
 
 
 class _Decoder:
