@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from watcher.config.models import (
     DEFAULT_CONFIG_NAME,
     HEALTH_RULE,
+    ArchiveSettings,
     Config,
     Defaults,
     DeliverySettings,
@@ -85,6 +86,7 @@ def _known_fields(data: Any) -> dict[Path_, list[str]]:
         ("fetch",): list(FetchSettings.model_fields),
         ("delivery",): list(DeliverySettings.model_fields),
         ("metrics",): list(MetricsSettings.model_fields),
+        ("archive",): list(ArchiveSettings.model_fields),
         ("delivery", "retry"): list(RetrySettings.model_fields),
         ("health",): list(HealthSettings.model_fields),
     }

@@ -268,6 +268,16 @@ class MetricsSettings(Model):
     listen: Annotated[ListenAddress, BeforeValidator(ListenAddress.parse)]
 
 
+class ArchiveSettings(Model):
+    """The archive of originals: every page response that made a version (and every failed
+    one), as WARC 1.1 files (see watcher.storage.archive)."""
+
+    # The folder of the WARC files; a relative path is under the state directory.
+    warc: str
+    # A new file starts when one reaches this size (and at each UTC day and process start).
+    max_file_size: ByteSize = 1000 * 1000 * 1000
+
+
 class Config(Model):
     database: str | None = None
     state_dir: str | None = None
@@ -290,6 +300,8 @@ class Config(Model):
     rules: list[RuleConfig] = Field(default_factory=list)
     # Off unless set: the daemon's /metrics and /healthz endpoint (watcher.metrics).
     metrics: MetricsSettings | None = None
+    # Off unless set: the original HTTP response of every version, as WARC files.
+    archive: ArchiveSettings | None = None
     # Where the file was read from; relative paths in it are relative to its folder.
     source: str = Field(default="<memory>", exclude=True)
     # Values substituted from ${VAR}: masked wherever text is shown to a person.
@@ -374,6 +386,13 @@ class Config(Model):
             return self.relative_path(self.state_dir)
         systemd_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
         return Path(systemd_dir or DEFAULT_STATE_DIR)
+
+    def warc_dir(self) -> Path | None:
+        """The WARC archive's folder (None: archive off); relative to the state directory."""
+        if self.archive is None:
+            return None
+        path = Path(self.archive.warc).expanduser()
+        return path if path.is_absolute() else self.resolved_state_dir() / path
 
     def database_url(self) -> str:
         if self.database:
