@@ -100,6 +100,47 @@ class VersionRecord:
     fetched_at: datetime
     last_seen_at: datetime
     times_seen: int
+    # The original response in the WARC archive (None: archive off, or from the feed's text).
+    warc_file: str | None = None
+    warc_offset: int | None = None
+    warc_length: int | None = None
+
+    @property
+    def warc(self) -> WarcRef | None:
+        if self.warc_file is None or self.warc_offset is None or self.warc_length is None:
+            return None
+        return WarcRef(self.warc_file, self.warc_offset, self.warc_length)
+
+
+@dataclass(frozen=True)
+class RawExchange:
+    """One HTTP request and its response as they went over the wire, for the WARC archive.
+
+    ``response_headers`` are the names and values as received, in order (the HTTP parser has
+    taken away only the framing: whitespace around values and, for a chunked response, the
+    chunk sizes); ``body`` is the body as received, still content-encoded (gzip bytes for a
+    gzip response), de-chunked.
+    """
+
+    url: str  # the URL answered (after redirects)
+    request_line: bytes  # b"GET /path HTTP/1.1"
+    request_headers: tuple[tuple[bytes, bytes], ...]
+    http_version: str  # HTTP/1.1
+    status: int
+    reason: bytes
+    response_headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    remote_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class WarcRef:
+    """Where a version's original response is: a WARC file of the archive (its name), the
+    offset of its response record, and the length of that record with its request record."""
+
+    file: str
+    offset: int
+    length: int
 
 
 @dataclass(frozen=True)
@@ -135,6 +176,7 @@ class CheckRecord:
     version: NewVersion | None = None
     alerts: tuple[NewAlert, ...] = ()
     seen_again: int | None = None  # version number
+    warc: WarcRef | None = None  # the new version's original response, already on disk
 
 
 @dataclass(frozen=True)

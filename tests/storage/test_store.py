@@ -155,6 +155,9 @@ def test_a_schema_1_database_is_migrated_and_its_alerts_are_routed(tmp_path: Pat
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE feed DROP COLUMN disabled_at"))  # added in 2
         connection.execute(text("ALTER TABLE feed DROP COLUMN body_digest"))  # added in 3
+        connection.execute(text("DROP INDEX ix_version_warc_file"))  # added in 4
+        for column in ("warc_file", "warc_offset", "warc_length"):
+            connection.execute(text(f"ALTER TABLE version DROP COLUMN {column}"))
         connection.execute(text("INSERT INTO watcher_meta VALUES ('schema_version', '1')"))
         connection.execute(
             text(

@@ -208,12 +208,22 @@ def _pick(versions: dict[int, VersionRecord], number: int, option: str) -> Versi
 
 
 @main.command()
+@click.option(
+    "--opml", is_flag=True, help="The configured feeds as OPML 2.0 (for a feed reader) instead."
+)
 @pass_state
-def feeds(state: State) -> None:
+def feeds(state: State, opml: bool) -> None:
     """Each feed's state: last poll, errors, articles."""
     from rich.table import Table
 
     config = state.config()
+    if opml:
+        from watcher.config.opml import feeds_to_opml
+
+        # A news sitemap is not something a feed reader can subscribe to.
+        listed = [(f.name, f.url, f.tags) for f in config.feeds if not f.sitemap]
+        click.echo(config.mask(feeds_to_opml(listed, "watcher feeds")), nl=False)
+        return
     with state.store() as store:
         states = {s.name: s for s in store.feed_states([feed.name for feed in config.feeds])}
     table = Table(

@@ -12,12 +12,14 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
 from watcher.config.models import (
     DEFAULT_CONFIG_NAME,
     HEALTH_RULE,
+    ArchiveSettings,
     Config,
     Defaults,
     DeliverySettings,
@@ -28,7 +30,9 @@ from watcher.config.models import (
     NotifierConfig,
     RetrySettings,
     RuleConfig,
+    check_http_url,
 )
+from watcher.config.opml import OpmlFeed, read_opml, unique_names
 from watcher.config.yamlsource import LocatedData, Path_, format_path, load_yaml
 from watcher.errors import ConfigError
 
@@ -82,6 +86,7 @@ def _known_fields(data: Any) -> dict[Path_, list[str]]:
         ("fetch",): list(FetchSettings.model_fields),
         ("delivery",): list(DeliverySettings.model_fields),
         ("metrics",): list(MetricsSettings.model_fields),
+        ("archive",): list(ArchiveSettings.model_fields),
         ("delivery", "retry"): list(RetrySettings.model_fields),
         ("health",): list(HealthSettings.model_fields),
     }
@@ -170,9 +175,53 @@ def parse_config(text: str, file: str = "<memory>") -> Config:
     secrets: set[str] = set()
     data = _expand_env(src.data, (), src, secrets)
     config = _validate(src, data, secrets)
+    config = _with_opml_feeds(config, src)
     _check_references(config, src)
     config._lines = src.lines
     return config
+
+
+def _with_opml_feeds(config: Config, src: LocatedData) -> Config:
+    """``feeds`` plus the feeds of every ``feeds_from`` file (read again on every load, so a
+    SIGHUP picks up an edited subscription list). A URL already in ``feeds``, or earlier in
+    the lists, is that feed: the later ones only add their tags to an OPML feed."""
+    if not config.feeds_from:
+        return config
+    found: dict[str, OpmlFeed] = {}
+    files: dict[str, str] = {}
+    for i, name in enumerate(config.feeds_from):
+        path = config.relative_path(name)
+        if not path.is_file():
+            raise src.error(("feeds_from", i), f"no such file: {path}")
+        for feed in read_opml(path):
+            _check_opml_url(feed, str(path))
+            key = url_key(feed.url)
+            earlier = found.get(key)
+            tags = earlier.tags + feed.tags if earlier else feed.tags
+            kept = earlier or feed
+            found[key] = OpmlFeed(kept.url, kept.title, tuple(dict.fromkeys(tags)), kept.line)
+            files.setdefault(key, str(path))
+    configured = {url_key(feed.url) for feed in config.feeds}
+    extra = [feed for key, feed in found.items() if key not in configured]
+    names = unique_names(extra, (feed.name for feed in config.feeds))
+    added = [
+        FeedConfig(name=name, url=feed.url.strip(), tags=list(feed.tags))
+        for name, feed in zip(names, extra, strict=True)
+    ]
+    return config.model_copy(update={"feeds": [*config.feeds, *added]})
+
+
+def _check_opml_url(feed: OpmlFeed, file: str) -> None:
+    try:
+        check_http_url(feed.url)
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=file, line=feed.line, key="xmlUrl") from None
+
+
+def url_key(url: str) -> str:
+    """What makes two feed URLs the same feed: scheme and host are case-insensitive."""
+    parts = urlsplit(url.strip())
+    return urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()))
 
 
 def config_path(explicit: str | None) -> Path:

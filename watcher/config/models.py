@@ -109,6 +109,9 @@ AllowEntry = Annotated[str, BeforeValidator(_allow_entry)]
 class FeedConfig(Model):
     name: str = Field(min_length=1, pattern=r"^[\w.-]+$")
     url: str
+    # A news sitemap (or sitemap index) instead of a feed: written `sitemap: URL` in place of
+    # `url:`, and then also the feed's `url` (polled the same way).
+    sitemap: str | None = None
     interval: Duration | None = None
     fetch_article: bool | None = None
     recheck: list[RecheckStep] | None = None
@@ -128,6 +131,20 @@ class FeedConfig(Model):
     @classmethod
     def _http_url(cls, url: str) -> str:
         return check_http_url(url)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sitemap_is_the_url(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("sitemap") is None:
+            return data
+        if "url" in data:
+            raise ValueError("a feed has `url` (RSS, Atom, JSON Feed) or `sitemap`, not both")
+        return {**data, "url": data["sitemap"]}
+
+    @field_validator("sitemap")
+    @classmethod
+    def _http_sitemap(cls, url: str | None) -> str | None:
+        return None if url is None else check_http_url(url)
 
 
 def check_http_url(url: str) -> str:
@@ -251,6 +268,16 @@ class MetricsSettings(Model):
     listen: Annotated[ListenAddress, BeforeValidator(ListenAddress.parse)]
 
 
+class ArchiveSettings(Model):
+    """The archive of originals: every page response that made a version (and every failed
+    one), as WARC 1.1 files (see watcher.storage.archive)."""
+
+    # The folder of the WARC files; a relative path is under the state directory.
+    warc: str
+    # A new file starts when one reaches this size (and at each UTC day and process start).
+    max_file_size: ByteSize = 1000 * 1000 * 1000
+
+
 class Config(Model):
     database: str | None = None
     state_dir: str | None = None
@@ -262,6 +289,9 @@ class Config(Model):
     defaults: Defaults = Field(default_factory=Defaults)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     feeds: list[FeedConfig] = Field(default_factory=list)
+    # OPML subscription lists (relative to this file) whose feeds join `feeds` (see
+    # watcher.config.opml); a URL in both is the `feeds` entry.
+    feeds_from: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     notifiers: dict[Annotated[str, Field(pattern=r"^[\w.-]+$")], NotifierSpec] = Field(
         default_factory=dict
     )
@@ -270,6 +300,8 @@ class Config(Model):
     rules: list[RuleConfig] = Field(default_factory=list)
     # Off unless set: the daemon's /metrics and /healthz endpoint (watcher.metrics).
     metrics: MetricsSettings | None = None
+    # Off unless set: the original HTTP response of every version, as WARC files.
+    archive: ArchiveSettings | None = None
     # Where the file was read from; relative paths in it are relative to its folder.
     source: str = Field(default="<memory>", exclude=True)
     # Values substituted from ${VAR}: masked wherever text is shown to a person.
@@ -354,6 +386,13 @@ class Config(Model):
             return self.relative_path(self.state_dir)
         systemd_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
         return Path(systemd_dir or DEFAULT_STATE_DIR)
+
+    def warc_dir(self) -> Path | None:
+        """The WARC archive's folder (None: archive off); relative to the state directory."""
+        if self.archive is None:
+            return None
+        path = Path(self.archive.warc).expanduser()
+        return path if path.is_absolute() else self.resolved_state_dir() / path
 
     def database_url(self) -> str:
         if self.database:

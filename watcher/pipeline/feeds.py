@@ -35,7 +35,7 @@ from watcher.pipeline.feedsafe import prepare_document
 from watcher.pipeline.urls import canonical_url, userinfo_allowed, without_userinfo
 from watcher.records import FeedEntry
 
-__all__ = ["ParsedFeed", "feed_digest", "parse_feed"]
+__all__ = ["ParsedFeed", "feed_digest", "make_entry", "parse_feed", "parse_w3c_datetime"]
 
 log = logging.getLogger(__name__)
 
@@ -335,3 +335,8 @@ def _unique(entries: Iterable[FeedEntry | None]) -> tuple[FeedEntry, ...]:
         if entry is not None and entry.key not in kept:
             kept[entry.key] = entry
     return tuple(kept.values())
+
+
+# For the other sources of entries (news sitemaps): one identity rule, one date reader.
+make_entry = _make_entry
+parse_w3c_datetime = _from_rfc3339

@@ -11,6 +11,7 @@ Every failure is a :class:`~watcher.errors.FetchError`; no httpx exception leave
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -18,7 +19,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from types import MappingProxyType
 
@@ -33,8 +34,9 @@ from watcher.pipeline.headers import (
     request_validators,
     retry_after,
 )
+from watcher.records import RawExchange
 
-__all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck"]
+__all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck", "decode_body"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class FetchResult:
     headers: Mapping[str, str]
     etag: str | None
     last_modified: str | None
+    # The exchange as it went over the wire, when asked for (``keep_raw``): for the archive.
+    raw: RawExchange | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -94,6 +98,7 @@ class StatusError(FetchError):
     ) -> None:
         super().__init__(url, reason, status=status)
         self.retry_after = retry_after
+        self.raw: RawExchange | None = None  # with ``keep_raw``: the response, for the archive
 
 
 class Fetcher:
@@ -127,13 +132,17 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         check_url: URLCheck | None = None,
+        keep_raw: bool = False,
     ) -> FetchResult:
         """GET ``url``; send the validators from the last fetch to allow a 304.
 
         A stored validator that is not valid HTTP is not sent (see :mod:`watcher.pipeline.headers`).
         ``check_url``, if given, is used instead of the Fetcher's own for this call: one
         client (one connection pool) serves trusted feed URLs and guarded article links,
-        each article with its own feed's allow list.
+        each article with its own feed's allow list. ``keep_raw`` keeps the final request
+        and response as they went over the wire (:attr:`FetchResult.raw`, and
+        :attr:`StatusError.raw` for a non-2xx answer): the body then is held twice, as
+        received and as decoded.
         """
         check = check_url or self.check_url
         sent = request_validators(url, etag, last_modified)
@@ -141,18 +150,23 @@ class Fetcher:
             # The clock starts when the first host slot is granted (see _hop): waiting behind
             # our own per-host limit is not the server's slowness.
             async with asyncio.timeout(None) as budget:
-                return await self._follow(url, sent, budget, check)
+                return await self._follow(url, sent, budget, check, keep_raw)
         except TimeoutError:
             raise FetchError(url, f"deadline of {self.limits.deadline:g} s exceeded") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
             raise FetchError(url, _describe(exc, self.limits)) from exc
 
     async def _follow(
-        self, url: str, sent: Validators, budget: asyncio.Timeout, check: URLCheck | None
+        self,
+        url: str,
+        sent: Validators,
+        budget: asyncio.Timeout,
+        check: URLCheck | None,
+        keep_raw: bool,
     ) -> FetchResult:
         current = url
         for hops in range(self.limits.max_redirects + 1):
-            result = await self._hop(url, current, sent, budget, check)
+            result = await self._hop(url, current, sent, budget, check, keep_raw)
             if isinstance(result, FetchResult):
                 return result
             log.debug("redirect %d: %s -> %s", hops + 1, current, result)
@@ -166,6 +180,7 @@ class Fetcher:
         sent: Validators,
         budget: asyncio.Timeout,
         check: URLCheck | None,
+        keep_raw: bool = False,
     ) -> FetchResult | str:
         """One request; returns the result, or the absolute URL a redirect points to."""
         async with self._hosts.hold(_host(url, current)):
@@ -179,12 +194,17 @@ class Fetcher:
             started = time.monotonic()
             response = await self._client.send(request, stream=True, follow_redirects=False)
             try:
-                return await self._handle(url, response, sent, started)
+                return await self._handle(url, response, sent, started, keep_raw)
             finally:
                 await response.aclose()
 
     async def _handle(
-        self, url: str, response: httpx.Response, sent: Validators, started: float
+        self,
+        url: str,
+        response: httpx.Response,
+        sent: Validators,
+        started: float,
+        keep_raw: bool = False,
     ) -> FetchResult | str:
         status = response.status_code
         if status in _REDIRECTS:
@@ -201,11 +221,21 @@ class Fetcher:
             await response.aread()
             return _result(url, response, b"", sent)
         if not 200 <= status < 300:
-            raise _status_error(url, response)
-        content = await _read_body(url, response, self.limits.max_bytes)
+            error = _status_error(url, response)
+            if keep_raw:
+                received: list[bytes] = []
+                with contextlib.suppress(FetchError, httpx.HTTPError):
+                    await _read_body(url, response, self.limits.max_bytes, received)
+                error.raw = raw_exchange(response, b"".join(received))
+            raise error
+        kept: list[bytes] | None = [] if keep_raw else None
+        content = await _read_body(url, response, self.limits.max_bytes, kept)
         elapsed = time.monotonic() - started
         log.debug("GET %s -> %d, %d bytes in %.2f s", response.url, status, len(content), elapsed)
-        return _result(url, response, content, Validators())
+        result = _result(url, response, content, Validators())
+        if kept is not None:
+            result = replace(result, raw=raw_exchange(response, b"".join(kept)))
+        return result
 
     def _request_headers(self, sent: Validators) -> dict[str, str]:
         # Only encodings we can decode incrementally under the size cap.
@@ -303,7 +333,10 @@ def _status_error(url: str, response: httpx.Response) -> StatusError:
     return StatusError(url, reason, status=status, retry_after=delay)
 
 
-async def _read_body(url: str, response: httpx.Response, max_bytes: int) -> bytes:
+async def _read_body(
+    url: str, response: httpx.Response, max_bytes: int, received: list[bytes] | None = None
+) -> bytes:
+    """The decoded body, under the cap; ``received`` gets the bytes as they came."""
     if response.is_stream_consumed:
         # httpx pre-reads in-memory bodies (MockTransport with content=bytes) and has already
         # decoded them; only the cap is left to apply. Network responses always stream.
@@ -316,9 +349,38 @@ async def _read_body(url: str, response: httpx.Response, max_bytes: int) -> byte
         raise decoder.too_big()  # no need to download what we will refuse
     parts: list[bytes] = []
     async for chunk in response.aiter_raw():
+        if received is not None:
+            received.append(chunk)
         parts.append(decoder.feed(chunk))
     parts.append(decoder.finish())
     return b"".join(parts)
+
+
+def raw_exchange(response: httpx.Response, body: bytes) -> RawExchange:
+    """The final request and its response as they went over the wire (see RawExchange)."""
+    request = response.request
+    target = request.url.raw_path
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    reason = response.extensions.get("reason_phrase", response.reason_phrase.encode())
+    return RawExchange(
+        url=str(request.url),
+        request_line=b"%s %s %s" % (request.method.encode(), target, b"HTTP/1.1"),
+        request_headers=tuple(request.headers.raw),
+        http_version=response.http_version,
+        status=response.status_code,
+        reason=reason if isinstance(reason, bytes) else str(reason).encode("latin-1"),
+        response_headers=tuple(response.headers.raw),
+        body=body,
+        remote_ip=str(peer[0]) if isinstance(peer, tuple) and peer else None,
+    )
+
+
+def decode_body(url: str, content_encoding: str, data: bytes, max_bytes: int) -> bytes:
+    """``data`` decoded as ``content_encoding`` with the fetch's size cap: for bodies that
+    are compressed files rather than compressed transfers (a ``sitemap.xml.gz``)."""
+    decoder = _Decoder(url, content_encoding, max_bytes)
+    return decoder.feed(data) + decoder.finish()
 
 
 class _Decoder:

@@ -15,7 +15,7 @@ from typing import Any
 from watcher.pipeline.diff import Change, compute_change, document, hunks
 from watcher.pipeline.normalise import comparable_text, content_hash, line_keys, normalise
 from watcher.pipeline.rules import Match, Rule, Subject, evaluate
-from watcher.records import ArticleState, NewAlert, NewVersion, VersionRecord
+from watcher.records import ArticleState, NewAlert, NewVersion, RawExchange, VersionRecord
 
 # A body shorter than this share of the previous version's is a failed extraction (a paywall,
 # an error page, a redesign), not an edit that deleted most of the story.
@@ -33,6 +33,8 @@ class Page:
     source: str  # page | feed
     etag: str | None = None
     last_modified: str | None = None
+    # The HTTP exchange it came from, kept for the WARC archive (None: not archiving).
+    raw: RawExchange | None = None
 
 
 @dataclass(frozen=True)

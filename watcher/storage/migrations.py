@@ -80,8 +80,18 @@ def _add_body_digest(connection: Connection) -> None:
     connection.execute(text(f"ALTER TABLE feed ADD COLUMN body_digest {column_type}"))
 
 
+def _add_warc_columns(connection: Connection) -> None:
+    """4: where each version's original response is in the WARC archive (NULL for the
+    versions before: they were not archived)."""
+    version = schema.VersionRow.__table__  # type: ignore[attr-defined]
+    for name in ("warc_file", "warc_offset", "warc_length"):
+        column_type = version.c[name].type.compile(dialect=connection.dialect)
+        connection.execute(text(f"ALTER TABLE version ADD COLUMN {name} {column_type}"))
+    connection.execute(text("CREATE INDEX ix_version_warc_file ON version (warc_file)"))
+
+
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
-MIGRATIONS: list[Migration] = [_add_outbox, _add_body_digest]
+MIGRATIONS: list[Migration] = [_add_outbox, _add_body_digest, _add_warc_columns]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]
 

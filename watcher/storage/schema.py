@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -114,6 +114,12 @@ class VersionRow(SQLModel, table=True):
     fetched_at: datetime = Field(sa_type=UTCTimestamp)
     last_seen_at: datetime = Field(sa_type=UTCTimestamp)
     times_seen: int = 1  # > 1 when the page went back to this text later (revert, A/B flip)
+    # The original response in the WARC archive (see watcher.storage.archive): file name,
+    # offset and length of its records. NULL when the archive is off or the text came from
+    # the feed.
+    warc_file: str | None = Field(default=None, index=True)
+    warc_offset: int | None = Field(default=None, sa_type=BigInteger)
+    warc_length: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class AlertRow(SQLModel, table=True):

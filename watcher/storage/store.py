@@ -215,6 +215,12 @@ class Store(FeedQueries, AlertQueries, FurnitureQueries):
             log.info("article %s: this content was already stored by an earlier run", article_id)
         return self.record_check(article_id, replace(check, version=None, alerts=()))
 
+    def warc_files_in_use(self) -> set[str]:
+        """The WARC files some version still points at (what the archive must keep)."""
+        with self._transaction() as connection:
+            query = select(_VERSION.c.warc_file).where(_VERSION.c.warc_file.is_not(None))
+            return {str(name) for name in connection.execute(query.distinct()).scalars()}
+
     def retire(self, article_id: int) -> None:
         with self._session() as session:
             session.execute(
@@ -359,6 +365,9 @@ def _insert_version(connection: Connection, article_id: int, check: CheckRecord)
         "fetched_at": check.checked_at,
         "last_seen_at": check.checked_at,
         "times_seen": 1,
+        "warc_file": check.warc.file if check.warc else None,
+        "warc_offset": check.warc.offset if check.warc else None,
+        "warc_length": check.warc.length if check.warc else None,
     }
     inserted = connection.execute(_VERSION.insert().values(row)).inserted_primary_key
     assert inserted is not None

@@ -17,12 +17,12 @@ from watcher.errors import (
     WatcherError,
 )
 from watcher.pipeline.extract import extract_article, fragment_to_text
-from watcher.pipeline.fetch import URLCheck
+from watcher.pipeline.fetch import StatusError, URLCheck
 from watcher.pipeline.headers import Validators
 from watcher.pipeline.judge import Judgement, Page, judge
 from watcher.pipeline.netguard import Refused, url_guard
 from watcher.pipeline.urls import userinfo_allowed
-from watcher.records import ArticleState, CheckRecord
+from watcher.records import ArticleState, CheckRecord, RawExchange, WarcRef
 from watcher.tasks.context import Context
 from watcher.tasks.outcomes import CheckOutcome, error_text
 
@@ -89,6 +89,8 @@ def _check_failed(
 ) -> CheckOutcome:
     error = error_text(exc)
     log.warning("article %s: check failed: %s", article.url, error)
+    if isinstance(exc, StatusError):  # the error page is evidence too
+        archive_original(ctx, exc.raw, now, error)
     ctx.store.record_check(article.id, CheckRecord(now, next_check, error=error))
     return CheckOutcome(article.id, article.url, "failed", error=error, retired=next_check is None)
 
@@ -113,6 +115,8 @@ def _record(
         version=verdict.version,
         alerts=verdict.alerts,
         seen_again=verdict.seen_again,
+        # On disk (fsynced) before the version that names it is committed.
+        warc=_archive_verdict(ctx, page, verdict, now),
     )
     stored = ctx.store.record_check(article.id, record)
     status = verdict.status if stored is not None or verdict.version is None else "unchanged"
@@ -173,19 +177,46 @@ async def _page_from_web(
         etag=article.etag if conditional else None,
         last_modified=article.last_modified if conditional else None,
         check_url=link_guard(ctx.config, article.feeds),
+        keep_raw=ctx.archive is not None,
     )
     if result.not_modified:
         return Validators(result.etag, result.last_modified)
-    extracted = extract_article(
-        result.content, result.final_url, content_type=result.headers.get("content-type")
-    )
+    try:
+        extracted = extract_article(
+            result.content, result.final_url, content_type=result.headers.get("content-type")
+        )
+    except ExtractError as exc:
+        archive_original(ctx, result.raw, ctx.clock(), error_text(exc))
+        raise
     return Page(
         title=extracted.title or article.entry_title,
         text=extracted.text,
         source="page",
         etag=result.etag,
         last_modified=result.last_modified,
+        raw=result.raw,
     )
+
+
+def _archive_verdict(
+    ctx: Context, page: Page, verdict: Judgement, now: datetime
+) -> WarcRef | None:
+    if verdict.version is not None:
+        return archive_original(ctx, page.raw, now, None)
+    if verdict.error:
+        archive_original(ctx, page.raw, now, verdict.error)
+    return None
+
+
+def archive_original(
+    ctx: Context, raw: RawExchange | None, now: datetime, failed: str | None
+) -> WarcRef | None:
+    """Write a page's response to the WARC archive (when it is on and the page came from
+    the web): a new version's, or a failed one's, flagged. Returns where a version's is."""
+    if ctx.archive is None or raw is None:
+        return None
+    ref = ctx.archive.write(raw, now, failed=failed)
+    return None if failed is not None else ref
 
 
 def link_guard(config: Config, feeds: Iterable[str]) -> URLCheck:

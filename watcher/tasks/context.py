@@ -17,6 +17,7 @@ from watcher.errors import (
 )
 from watcher.pipeline.fetch import Fetcher, FetchLimits
 from watcher.pipeline.rules import Rule, compile_rules
+from watcher.storage.archive import WarcArchive
 from watcher.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class Context:
     clock: Callable[[], datetime] = utc_now
     # Set when the process is asked to stop: batches start no new items (see _bounded).
     stopping: bool = False
+    # The WARC archive of originals (None: `archive` is off).
+    archive: WarcArchive | None = None
 
 
 @asynccontextmanager
@@ -46,7 +49,8 @@ async def open_context(
     try:
         outbox = Outbox.build(config, store, clock)
         store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
-        yield Context(config, store, fetcher, compile_rules(config.rules), outbox, clock)
+        rules = compile_rules(config.rules)
+        yield Context(config, store, fetcher, rules, outbox, clock, archive=open_archive(config))
     finally:
         await fetcher.aclose()
         if own_store:
@@ -72,6 +76,14 @@ def reconfigure(ctx: Context, config: Config) -> None:
         log.warning("fetch settings changed: they take effect at the next restart")
     ctx.store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
     ctx.config, ctx.rules, ctx.outbox = config, rules, outbox
+
+
+def open_archive(config: Config) -> WarcArchive | None:
+    """The config's WARC archive, if it has one (a reload does not move it: a restart does)."""
+    folder = config.warc_dir()
+    if folder is None or config.archive is None:
+        return None
+    return WarcArchive(folder, config.archive.max_file_size)
 
 
 def fetch_limits(config: Config) -> FetchLimits:

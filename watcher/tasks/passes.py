@@ -53,11 +53,17 @@ async def prune(ctx: Context) -> dict[str, int]:
         retired_before=now - keep if keep is not None else None,
         messages_before=now - SENT_LOG_KEPT,
     )
+    if ctx.archive is not None and keep is not None:
+        # Files of the pruned versions go once no version names them; recent files stay for
+        # their failed and orphan records.
+        gone = ctx.archive.delete_unreferenced(ctx.store.warc_files_in_use(), now - keep)
+        deleted["warc_files"] = len(gone)
     if any(deleted.values()):
         log.info(
-            "prune: %d retired articles and %d sent-message records deleted",
+            "prune: %d retired articles, %d sent-message records and %d WARC files deleted",
             deleted["articles"],
             deleted["sent_messages"],
+            deleted.get("warc_files", 0),
         )
     return deleted
 

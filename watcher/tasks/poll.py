@@ -18,6 +18,7 @@ from watcher.errors import (
 )
 from watcher.pipeline.feeds import ParsedFeed, feed_digest, parse_feed
 from watcher.pipeline.fetch import FetchResult, StatusError
+from watcher.pipeline.sitemaps import read_sitemap
 from watcher.records import FeedState, PollRecord
 from watcher.tasks.context import Context
 from watcher.tasks.outcomes import PollOutcome, error_text
@@ -75,14 +76,19 @@ async def _poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
         digest = feed_digest(result.content, url=feed.url, headers=result.headers)
         if digest == state.body_digest:
             return _poll_unchanged(ctx, feed_name, result, digest, now + interval)
-        parsed = await parse_off_loop(result.content, url=feed.url, headers=result.headers)
+        cacheable = True
+        if feed.sitemap:
+            parsed, cacheable = await read_sitemap(ctx.fetcher, result)
+        else:
+            parsed = await parse_off_loop(result.content, url=feed.url, headers=result.headers)
     except (FetchError, FeedError) as exc:
         # A feed that does not parse still answered: keep its HTTP status on the row.
         status = exc.status if isinstance(exc, FetchError) else None
         if result is not None and status is None:
             status = result.status
         return _poll_failed(ctx, state, exc, status, now, interval)
-    return await _take_parsed(ctx, state, _Fetched(result, parsed, digest), now, interval)
+    fetched = _Fetched(result, parsed, digest, cacheable)
+    return await _take_parsed(ctx, state, fetched, now, interval)
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,9 @@ class _Fetched:
     result: FetchResult
     parsed: ParsedFeed
     digest: str
+    # False when the response does not stand for all the entries (a sitemap index, whose
+    # children were fetched too): its validators and digest must not cut the next poll short.
+    cacheable: bool = True
 
 
 async def _take_parsed(
@@ -112,7 +121,7 @@ async def _take_parsed(
     )
     # Entries left for later must be fetched and parsed again: no cache keys (a 304 would
     # hide them) and no digest (the same bytes would be skipped) until all are taken.
-    complete = not taken.deferred
+    complete = not taken.deferred and fetched.cacheable
     record = PollRecord(
         now,
         now + interval,
