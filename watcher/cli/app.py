@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -130,11 +130,17 @@ class WatcherGroup(click.Group):
         cmd.params.extend(_global_options())
         super().add_command(cmd, name)
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Click's usage errors in the same one-line form as watcher's own."""
-        standalone = kwargs.pop("standalone_mode", True)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "watcher"
             error(f"{exc.format_message()} (see `{where} --help`)")
@@ -145,7 +151,7 @@ class WatcherGroup(click.Group):
         except click.Abort:
             click.echo("\nwatcher: interrupted", err=True)
             code = INTERRUPTED
-        if not standalone:
+        if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
 
@@ -169,7 +175,7 @@ class WatcherGroup(click.Group):
         except Exception as exc:  # a bug: one masked line, the traceback only with -vv
             log.debug("internal error", exc_info=True)
             what = _masked(ctx, f"{type(exc).__name__}: {exc}")
-            error(f"internal: {what} (run with -vv for details)")
+            error(f"internal error: {what} (run with -vv for details)")
             ctx.exit(1)
 
 

@@ -127,13 +127,13 @@ def _validate(src: LocatedData, data: Any, secrets: set[str]) -> Config:
 def _check_references(config: Config, src: LocatedData) -> None:
     """Cross-references pydantic cannot see: names that must exist, names that must be unique."""
     feed_names: set[str] = set()
-    for i, feed in enumerate(config.feeds):
+    for i, feed in enumerate(config.declared_feeds):
         if feed.name in feed_names:
             raise src.error(("feeds", i, "name"), f"duplicate feed name {feed.name!r}")
         feed_names.add(feed.name)
-    tags = {tag for feed in config.feeds for tag in feed.tags}
+    tags = {tag for feed in config.declared_feeds for tag in feed.tags}
     rule_names: set[str] = set()
-    for i, rule in enumerate(config.rules):
+    for i, rule in enumerate(config.declared_rules):
         if rule.name in rule_names:
             raise src.error(("rules", i, "name"), f"duplicate rule name {rule.name!r}")
         if rule.name == HEALTH_RULE:

@@ -90,12 +90,17 @@ class Notifier:
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:
     """Every configured notifier with its services loaded (apprise_config files read now)."""
-    # A failed send's reason is in apprise's log records: make sure they are made, whatever
-    # level the root logger has (where they are *shown* is the CLI's business).
+    _keep_apprise_reasons()
+    return {name: _notifier(config, name, spec) for name, spec in config.notifiers.items()}
+
+
+def _keep_apprise_reasons() -> None:
+    """A failed send's reason is in apprise's log records: make sure they are made, whatever
+    level the root logger has (where they are *shown* is the CLI's business). Without it a
+    failure read "apprise: FAILURE" and nothing else."""
     apprise_log = logging.getLogger("apprise")
     if apprise_log.getEffectiveLevel() > logging.WARNING:
         apprise_log.setLevel(logging.WARNING)
-    return {name: _notifier(config, name, spec) for name, spec in config.notifiers.items()}
 
 
 def _notifier(config: Config, name: str, spec: NotifierConfig) -> Notifier:
@@ -208,6 +213,7 @@ async def send(target: Target, message: Message, timeout: float) -> SendResult:
 
 async def send_test(config: Config, name: str, now: datetime) -> list[SendResult]:
     """Send a test message to every service of one notifier (``watcher notify-test``)."""
+    _keep_apprise_reasons()
     notifier = _notifier(config, name, config.notifiers[name])
     message = test_message(name, now)
     timeout = config.delivery.timeout.total_seconds()
@@ -366,7 +372,7 @@ class Outbox:
         if len(singles) <= left:
             return singles
         kept = max(left - 1, 0)
-        return singles[:kept] + [[d for group in singles[kept:] for d in group]]
+        return [*singles[:kept], [d for group in singles[kept:] for d in group]]
 
     async def _send_group(
         self, notifier: Notifier, group: list[PendingDelivery]
