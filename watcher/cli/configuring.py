@@ -81,7 +81,12 @@ def _local_host(host: str) -> bool:
     return address.is_loopback or address.is_private or address.is_link_local
 
 
-@main.command("notify-test")
+@main.command(
+    "notify-test",
+    epilog="""\b
+Example:
+  watcher notify-test desk""",
+)
 @click.argument("name")
 @pass_state
 def notify_test(state: State, name: str) -> None:
@@ -105,7 +110,11 @@ def notify_test(state: State, name: str) -> None:
         raise SystemExit(1)
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Example:
+  watcher rules -c /etc/watcher/watcher.yaml"""
+)
 @pass_state
 def rules(state: State) -> None:
     """What rules can say, and the rules this config sets."""
