@@ -137,7 +137,8 @@ def test_run_stops_when_its_postgres_tables_are_dropped(
             "table": "DROP TABLE watcher_meta",
         }
         line = stops_with_one_line(tmp_path, loopback, url, lambda: execute(statements[dropped]))
-    assert line.startswith(f"watcher: error: database {database_label(url)}: watcher's tables dropped")
+    label = database_label(url)
+    assert line.startswith(f"watcher: error: database {label}: watcher's tables dropped")
     assert line.endswith(" missing); stopping")
     if dropped == "table":
         assert "(watcher_meta missing)" in line
