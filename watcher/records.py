@@ -89,6 +89,22 @@ class ArticleState:
 
 
 @dataclass(frozen=True)
+class ArticleSummary:
+    """One line of ``watcher articles``: an article, its feeds and counts."""
+
+    id: int
+    url: str
+    title: str
+    status: str
+    first_seen: datetime
+    last_checked: datetime | None
+    versions: int
+    last_changed: datetime | None
+    feeds: tuple[str, ...]
+    alerts: int
+
+
+@dataclass(frozen=True)
 class VersionRecord:
     id: int
     article_id: int

@@ -172,7 +172,7 @@ def test_an_internal_error_is_one_masked_line(
     code, _, err = run(config, "check")
     assert code == 1
     assert err.strip().splitlines() == [
-        "watcher: internal error: RuntimeError: could not reach "
+        "watcher: error: internal error: RuntimeError: could not reach "
         "json://127.0.0.1:9/hook?token=*** (run with -vv for details)"
     ]
     code, _, err = run(config, "-vv", "check")

@@ -184,7 +184,7 @@ def test_demo_shows_alerts_with_diffs_and_leaves_a_database_to_explore(tmp_path:
     assert Path(commands[0][2]).parent.parent == tmp_path
     history = watcher(*commands[1][1:], env=env, timeout=60)
     assert history.returncode == 0, history.stderr
-    assert commands[1][4] in history.stdout and "│ 2" in history.stdout
+    assert commands[1][4] in history.stdout and "\n2\t" in history.stdout
 
 
 def test_the_demo_ends_when_its_terminal_closes(tmp_path: Path) -> None:

@@ -21,3 +21,34 @@ def test_readme_config_example_loads(example: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SMTP_PASSWORD", "example")
     monkeypatch.setenv("MATRIX_PASSWORD", "example")
     parse_config(example, "README.md")
+
+
+def _all_commands() -> list[tuple[str, ...]]:
+    import click
+
+    from watcher.cli.commands import main
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(group: click.Group, path: tuple[str, ...]) -> None:
+        for name, command in group.commands.items():
+            found.append((*path, name))
+            if isinstance(command, click.Group):
+                walk(command, (*path, name))
+
+    walk(main, ())
+    return sorted(found)
+
+
+@pytest.mark.parametrize("command", _all_commands(), ids=" ".join)
+def test_every_command_help_has_an_example(command: tuple[str, ...]) -> None:
+    """A user reaching for `watcher X --help` finds a line to copy."""
+    from click.testing import CliRunner
+
+    from watcher.cli.commands import main
+
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    examples = result.output.split("Example", 1)[1]
+    assert f"watcher {' '.join(command)}" in examples

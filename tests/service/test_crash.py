@@ -9,7 +9,7 @@
 - One writer per database: a second ``watcher run``, or a ``check`` beside it, refuses to
   start and names the process holding the database.
 - A state directory that is a file, read-only or full stops ``check`` and ``run`` with one
-  line (``watcher: database ...: <what is wrong>``, exit 1) and leaves the database intact.
+  line (``watcher: error: database ...: <what is wrong>``, exit 1) and leaves the database intact.
 
 The oracle reads the database with the stdlib ``sqlite3``, not with watcher's own store.
 """
@@ -99,11 +99,11 @@ def assert_clean(outcome: Outcome) -> None:
 
 
 def assert_one_line_error(outcome: Outcome, pattern: str) -> str:
-    """Exit 1 and exactly one line ``watcher: database ...: <what is wrong>``."""
+    """Exit 1 and exactly one line ``watcher: error: database ...: <what is wrong>``."""
     assert outcome.code == 1, outcome
     lines = outcome.stderr.strip().splitlines()
     assert len(lines) == 1, outcome.stderr
-    assert lines[0].startswith("watcher: database "), lines[0]
+    assert lines[0].startswith("watcher: error: database "), lines[0]
     assert re.search(pattern, lines[0]), lines[0]
     return lines[0]
 

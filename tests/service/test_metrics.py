@@ -396,5 +396,5 @@ def test_run_stops_at_start_when_the_port_is_taken(
         outcome = watcher(daemon_config(tmp_path, room, port), "run")
     assert outcome.code == 1, outcome
     assert outcome.stderr.strip().splitlines() == [
-        f"watcher: metrics: cannot listen on 127.0.0.1:{port}: address already in use"
+        f"watcher: error: metrics: cannot listen on 127.0.0.1:{port}: address already in use"
     ]

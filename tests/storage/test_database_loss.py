@@ -81,7 +81,7 @@ def test_run_stops_when_its_sqlite_file_is_deleted(
 
     line = stops_with_one_line(tmp_path, loopback, url, delete)
     assert line == (
-        f"watcher: database {url}: deleted or replaced while running "
+        f"watcher: error: database {url}: deleted or replaced while running "
         f"(inode {inode} → missing); stopping"
     )
 
@@ -100,7 +100,7 @@ def test_run_stops_when_its_sqlite_file_is_replaced(
     line = stops_with_one_line(tmp_path, loopback, url, replace)
     new_inode = database.stat().st_ino
     assert re.fullmatch(
-        rf"watcher: database {re.escape(url)}: deleted or replaced while running "
+        rf"watcher: error: database {re.escape(url)}: deleted or replaced while running "
         rf"\(inode \d+ → inode {new_inode}\); stopping",
         line,
     ), line
@@ -137,7 +137,8 @@ def test_run_stops_when_its_postgres_tables_are_dropped(
             "table": "DROP TABLE watcher_meta",
         }
         line = stops_with_one_line(tmp_path, loopback, url, lambda: execute(statements[dropped]))
-    assert line.startswith(f"watcher: database {database_label(url)}: watcher's tables dropped")
+    label = database_label(url)
+    assert line.startswith(f"watcher: error: database {label}: watcher's tables dropped")
     assert line.endswith(" missing); stopping")
     if dropped == "table":
         assert "(watcher_meta missing)" in line
@@ -167,7 +168,7 @@ def test_run_stops_when_its_postgres_database_is_dropped(
         line = stops_with_one_line(
             tmp_path, loopback, url, lambda: execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         )
-    assert line.startswith(f"watcher: database {database_label(url)}: dropped while running")
+    assert line.startswith(f"watcher: error: database {database_label(url)}: dropped while running")
     assert f'database "{name}" does not exist' in line
 
 
@@ -212,7 +213,7 @@ def test_check_reports_no_summary_when_its_database_vanished_during_the_pass(
     assert outcome.code == 1
     assert "feeds polled" not in outcome.stdout
     assert outcome.stderr.strip() == (
-        f"watcher: database sqlite:///{database}: deleted or replaced while running "
+        f"watcher: error: database sqlite:///{database}: deleted or replaced while running "
         f"(inode {_inode_in(outcome.stderr)} → missing); this pass's results are not stored"
     )
 
@@ -239,7 +240,7 @@ def test_a_reader_on_a_missing_sqlite_database_creates_nothing(
     assert outcome.code == 1
     assert outcome.stdout == ""
     assert outcome.stderr == (
-        f"watcher: database sqlite:///{database}: no database file {database} "
+        f"watcher: error: database sqlite:///{database}: no database file {database} "
         "(`watcher check` or `watcher run` creates it)\n"
     )
     assert not database.parent.exists()
@@ -254,7 +255,7 @@ def test_a_reader_on_postgres_without_watcher_tables_creates_none(tmp_path: Path
         )
     assert outcome.code == 1
     assert outcome.stderr == (
-        f"watcher: database {database_label(url)}: no watcher tables in it yet "
+        f"watcher: error: database {database_label(url)}: no watcher tables in it yet "
         "(`watcher check` or `watcher run` creates it)\n"
     )
     assert tables == 0

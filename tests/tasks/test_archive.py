@@ -206,7 +206,7 @@ def test_every_version_archived_failures_flagged_export_and_raw(
 
     runner = CliRunner()
     config_file = str(tmp_path / "watcher.yaml")
-    shown = runner.invoke(main, ["-c", config_file, "raw", page, "--version", "2"])
+    shown = runner.invoke(main, ["-c", config_file, "show", page, "--version", "2", "--raw"])
     assert shown.exit_code == 0, shown.output
     assert shown.stdout_bytes == article_html("Revised.")
     out = tmp_path / "export.warc.gz"

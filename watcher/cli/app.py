@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +34,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# On a terminal each line carries its time; under systemd journald adds its own.
+TERMINAL_LOG_FORMAT = "%(asctime)s " + LOG_FORMAT
+USAGE_ERROR = 2  # click's code for a usage error; a config error is one too
+
+EXIT_CODES = """\b
+Exit codes:
+  0    all well
+  1    some feeds or checks failed (the summary names them), or another failure
+  2    a config or usage error
+  130  interrupted (Ctrl-C)
+
+\b
+Example:
+  watcher check -c /etc/watcher/watcher.yaml -v"""
+
+
+def log_format() -> str:
+    """Log lines with a timestamp when stderr is a terminal (journald stamps its own)."""
+    return TERMINAL_LOG_FORMAT if sys.stderr.isatty() else LOG_FORMAT
 
 
 @dataclass
@@ -48,6 +67,8 @@ class State:
         levels = [default, logging.INFO, logging.DEBUG]
         level = logging.CRITICAL if self.quiet else min(levels[min(self.verbose, 2)], default)
         setup_logging(level)
+        if self._config is not None:  # a new handler: mask it again
+            mask_logs(self._config.mask)
 
     def config(self) -> Config:
         if self._config is None:
@@ -96,31 +117,125 @@ def duration_option(value: str, option: str) -> timedelta:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
+def error(message: str) -> None:
+    """One error line, the same prefix for every command."""
+    click.echo(f"watcher: error: {message}", err=True)
+
+
 class WatcherGroup(click.Group):
-    """Turns watcher's own errors into one clear line and an exit code, never a traceback."""
+    """Turns watcher's own errors into one clear line and an exit code, never a traceback;
+    gives every command the global options (``watcher check -c FILE -v`` works)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(_global_options())
+        super().add_command(cmd, name)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's usage errors in the same one-line form as watcher's own."""
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "watcher"
+            error(f"{exc.format_message()} (see `{where} --help`)")
+            code = USAGE_ERROR
+        except click.ClickException as exc:
+            error(_masked_current(exc.format_message()))
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("\nwatcher: interrupted", err=True)
+            code = INTERRUPTED
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            click.echo(f"watcher: config error: {exc}", err=True)
-            ctx.exit(2)
+            error(str(exc))
+            ctx.exit(USAGE_ERROR)
         except WatcherError as exc:
-            click.echo(f"watcher: {_masked(ctx, str(exc))}", err=True)
+            error(_masked(ctx, str(exc)))
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("\nwatcher: interrupted", err=True)
             ctx.exit(INTERRUPTED)
+        except BrokenPipeError:  # `watcher alerts | head`: the reader has all it wanted
+            _silence_stdout()
+            ctx.exit(0)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: one masked line, the traceback only with -vv
             log.debug("internal error", exc_info=True)
             what = _masked(ctx, f"{type(exc).__name__}: {exc}")
-            click.echo(f"watcher: internal error: {what} (run with -vv for details)", err=True)
+            error(f"internal error: {what} (run with -vv for details)")
             ctx.exit(1)
 
 
-@click.group(cls=WatcherGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _masked_current(text: str) -> str:
+    ctx = click.get_current_context(silent=True)
+    return _masked(ctx, text) if ctx is not None else text
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the command: it updates the group's State."""
+    state = ctx.find_object(State)
+    if state is None or value in (None, 0, False):
+        return
+    if param.name == "config_option":
+        state.config_option = value
+    elif param.name == "verbose":
+        state.verbose += value
+    elif param.name == "quiet":
+        state.quiet = True
+    state.setup_logging(logging.ERROR)
+
+
+def _global_options() -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["-c", "--config", "config_option"],
+            metavar="FILE",
+            expose_value=False,
+            callback=_set_global,
+            help="Config file (also accepted before the command).",
+        ),
+        click.Option(
+            ["-v", "--verbose"],
+            count=True,
+            expose_value=False,
+            callback=_set_global,
+            help="More log lines on stderr (-vv for debug).",
+        ),
+        click.Option(
+            ["-q", "--quiet"],
+            is_flag=True,
+            expose_value=False,
+            callback=_set_global,
+            help="Only errors on stderr.",
+        ),
+    ]
+
+
+@click.group(
+    cls=WatcherGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=EXIT_CODES,
+)
 @click.option(
     "-c",
     "--config",
@@ -143,8 +258,8 @@ class MaskingFormatter(logging.Formatter):
     """Formats a record, traceback included, then hides the config's secrets in the text:
     an exception's message may carry a URL with a password in it."""
 
-    def __init__(self, mask: Callable[[str], str], fmt: str = LOG_FORMAT) -> None:
-        super().__init__(fmt)
+    def __init__(self, mask: Callable[[str], str], fmt: str | None = None) -> None:
+        super().__init__(fmt or log_format(), datefmt="%Y-%m-%d %H:%M:%S")
         self.mask = mask
 
     def format(self, record: logging.LogRecord) -> str:
@@ -159,7 +274,13 @@ def mask_logs(mask: Callable[[str], str]) -> None:
 
 
 def setup_logging(level: int) -> None:
-    logging.basicConfig(level=level, stream=sys.stderr, format=LOG_FORMAT, force=True)
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format=log_format(),
+        datefmt="%Y-%m-%d %H:%M:%S",
+        force=True,
+    )
     # httpx logs every request at INFO: far too chatty for a monitor polling hundreds of URLs.
     noisy_loggers = ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "apscheduler")
     for noisy in noisy_loggers:

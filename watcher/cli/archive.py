@@ -1,7 +1,5 @@
-"""``watcher export URL`` and ``watcher raw URL --version N``: the archived originals of an
-article (``archive: {warc: DIR}``). Read-only: no lock, beside ``watcher run``.
-
-``raw`` is meant to become ``watcher show URL --version N --raw``."""
+"""``watcher export URL`` and ``watcher show URL --raw``: the archived originals of an
+article (``archive: {warc: DIR}``). Read-only: no lock, beside ``watcher run``."""
 
 from __future__ import annotations
 
@@ -13,6 +11,7 @@ import click
 from watcher.cli.app import State, main, pass_state
 
 if TYPE_CHECKING:
+    from watcher.records import VersionRecord
     from watcher.storage.archive import WarcArchive
 
 
@@ -26,34 +25,25 @@ def _archive(state: State) -> WarcArchive:
     return WarcArchive(folder)
 
 
-@main.command()
-@click.argument("url")
-@click.option("--version", "number", type=int, required=True, metavar="N", help="Version number.")
-@click.option("--headers", is_flag=True, help="Print the status line and headers first.")
-@pass_state
-def raw(state: State, url: str, number: int, headers: bool) -> None:
-    """The page a version was made from, as the server sent it (gzip undone), from the WARC
-    archive."""
-    from watcher.cli.reading import _article
-
+def print_original(state: State, version: VersionRecord, *, with_headers: bool) -> None:
+    """Write a version's original response body (and its head first, ``with_headers``) to
+    standard output, byte for byte: ``watcher show URL --raw``."""
     archive = _archive(state)
-    with state.store() as store:
-        article = _article(store, url)
-        versions = {v.number: v for v in store.versions(article.id)}
-    version = versions.get(number)
-    if version is None:
-        raise click.BadParameter(f"no version {number} of this article", param_hint="--version")
-    if headers:
-        ref = version.warc
-        if ref is None:
-            raise click.ClickException(f"version {number} has no archived original")
-        head, _body = archive.read_response(ref)
+    if version.warc is None:
+        raise click.ClickException(f"version {version.number} has no archived original")
+    if with_headers:
+        head, _body = archive.read_response(version.warc)
         sys.stdout.buffer.write(head.to_bytes(encoding="latin-1"))
     sys.stdout.buffer.write(archive.read_original(version))
     sys.stdout.buffer.flush()
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  watcher export https://news.example.org/story -o story.warc.gz
+  watcher export https://news.example.org/story | warcio index -"""
+)
 @click.argument("url")
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: stdout)."
@@ -62,11 +52,11 @@ def raw(state: State, url: str, number: int, headers: bool) -> None:
 def export(state: State, url: str, output: str | None) -> None:
     """One WARC file (gzip) with every archived original of an article, oldest first: for
     pywb, a colleague or a court."""
-    from watcher.cli.reading import _article
+    from watcher.cli.reading import find_article
 
     archive = _archive(state)
     with state.store() as store:
-        article = _article(store, url)
+        article = find_article(store, url)
         refs = [v.warc for v in store.versions(article.id) if v.warc is not None]
     if not refs:
         raise click.ClickException("no archived original for this article")

@@ -3,7 +3,26 @@ commands added (each adds its own when imported)."""
 
 from __future__ import annotations
 
-from watcher.cli import archive, configuring, demo, discovering, reading, running
+from watcher.cli import (
+    archive,
+    articles,
+    configuring,
+    demo,
+    discovering,
+    outbox,
+    reading,
+    running,
+)
 from watcher.cli.app import main
 
-__all__ = ["archive", "configuring", "demo", "discovering", "main", "reading", "running"]
+__all__ = [
+    "archive",
+    "articles",
+    "configuring",
+    "demo",
+    "discovering",
+    "main",
+    "outbox",
+    "reading",
+    "running",
+]

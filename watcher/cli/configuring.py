@@ -9,25 +9,84 @@ import click
 from watcher.cli.app import State, main, out, pass_state
 
 if TYPE_CHECKING:
-    from watcher.config.models import RuleConfig
+    from watcher.config.models import Config, RuleConfig
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  watcher validate -c /etc/watcher/watcher.yaml
+  watcher validate && systemctl reload watcher"""
+)
 @pass_state
 def validate(state: State) -> None:
-    """Check the config file (notifiers and templates too) and say what it sets up."""
+    """Check the config file (notifiers and templates too) and say what it sets up.
+
+    Warns (exit 0) about what loads but is likely a mistake: no feeds, a feed polled more
+    than once a minute on someone else's server, a rule with no condition."""
+    from watcher.cli.output import plural
     from watcher.clock import utc_now
     from watcher.delivery.outbox import delivery_setup
 
     config = state.config()
     delivery_setup(config, utc_now())
+    muted = len(config.muted_feeds) + len(config.muted_rules)
     click.echo(
-        f"{config.source}: OK — {len(config.feeds)} feeds, {len(config.rules)} rules, "
-        f"{len(config.notifiers)} notifiers; database {config.mask(config.database_url())}"
+        f"{config.source}: OK — {plural(len(config.feeds), 'feed')}, "
+        f"{plural(len(config.rules), 'rule')}, {plural(len(config.notifiers), 'notifier')}"
+        + (f" ({muted} muted)" if muted else "")
+        + f"; database {config.mask(config.database_url())}"
     )
+    for warning in config_warnings(config):
+        click.echo(f"warning: {config.mask(warning)}", err=True)
 
 
-@main.command("notify-test")
+# Polling faster than this is for your own servers only.
+POLITE_INTERVAL = 60
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What loads but is probably not what the user meant."""
+    from urllib.parse import urlsplit
+
+    warnings = []
+    if not config.declared_feeds:
+        warnings.append(f"{config.source}: no feeds configured: nothing will be watched")
+    for feed in config.feeds:
+        interval = config.settings_for(feed).interval.total_seconds()
+        host = urlsplit(feed.url).hostname or ""
+        if interval < POLITE_INTERVAL and not _local_host(host):
+            warnings.append(
+                f"feed {feed.name}: polled every {interval:g} s on {host}: under a minute is "
+                "impolite to someone else's server (and may get you blocked)"
+            )
+    for rule in config.rules:
+        if not (rule.keywords or rule.regex or rule.feeds or rule.tags or rule.min_change):
+            warnings.append(
+                f"rule {rule.name}: no condition (keywords, regex, feeds, tags, min_change): "
+                f"it fires on every {' and every '.join(rule.events)} article"
+            )
+    return warnings
+
+
+def _local_host(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+@main.command(
+    "notify-test",
+    epilog="""\b
+Example:
+  watcher notify-test desk""",
+)
 @click.argument("name")
 @pass_state
 def notify_test(state: State, name: str) -> None:
@@ -51,7 +110,11 @@ def notify_test(state: State, name: str) -> None:
         raise SystemExit(1)
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Example:
+  watcher rules -c /etc/watcher/watcher.yaml"""
+)
 @pass_state
 def rules(state: State) -> None:
     """What rules can say, and the rules this config sets."""

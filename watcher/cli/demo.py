@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 DEMO_DRAIN_SECONDS = 5.0
 
 
-@main.command("demo")
+@main.command(
+    "demo",
+    epilog="""\b
+Examples:
+  watcher demo
+  watcher demo --edit-every 10s --duration 2m""",
+)
 @click.option(
     "--edit-every",
     default="5s",

@@ -7,7 +7,12 @@ import click
 from watcher.cli.app import State, main, pass_state
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  watcher discover https://www.example.org/
+  watcher discover https://www.example.org/ >> watcher.yaml   # then tidy the feeds: list"""
+)
 @click.argument("url")
 @click.option(
     "--allow-private-networks",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,48 +16,87 @@ if TYPE_CHECKING:
     from watcher.storage.store import Store
 
 
-@main.command()
+ALERT_FIELDS = (
+    "id, rule, event, feed, url, title, version, created_at, matched, added, removed, "
+    "delivered, deliveries (notifier, state, attempts, next_try_at, sent_at, last_error), detail"
+)
+
+
+@main.command(
+    epilog=f"""\b
+Examples:
+  watcher alerts --since 2h
+  watcher alerts --rule ceasefire --undelivered
+  watcher alerts | grep ceasefire | cut -f6       # the URLs (tab-separated when piped)
+  watcher alerts --json | jq '.[].url'
+
+\b
+--json fields: {ALERT_FIELDS}."""
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
 @click.option("--since", metavar="DURATION", help="Only alerts of the last DURATION (e.g. 2h).")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N alerts.")
+@click.option("--rule", "rules", multiple=True, metavar="NAME", help="Only this rule (repeatable).")
+@click.option("--feed", "feeds", multiple=True, metavar="NAME", help="Only this feed (repeatable).")
+@click.option("--undelivered", is_flag=True, help="Only alerts some notifier does not have yet.")
 @pass_state
-def alerts(state: State, as_json: bool, since: str | None, limit: int | None) -> None:
-    """Recorded alerts, oldest first."""
-    from rich.table import Table
+def alerts(
+    state: State,
+    as_json: bool,
+    since: str | None,
+    limit: int | None,
+    rules: tuple[str, ...],
+    feeds: tuple[str, ...],
+    undelivered: bool,
+) -> None:
+    """Recorded alerts, oldest first, and where each stands with each notifier."""
+    from watcher.cli.output import Column, emit
 
     start = _since(since)
-    with state.store() as store:
-        records = store.alerts(since=start, limit=limit)
-    if as_json:
-        payload = json.dumps([alert_json(a) for a in records], indent=2, ensure_ascii=False)
-        click.echo(state.config().mask(payload))
-        return
-    table = Table("id", "when (UTC)", "rule", "event", "feed", "v", "title", "matched", "delivery")
     config = state.config()
-    for a in records:
-        table.add_row(
-            str(a.id),
-            when(a.created_at),
-            a.rule,
-            a.event,
-            a.feed,
-            str(a.version),
-            a.title[:60],
-            ", ".join(a.matched),
-            config.mask(delivery_summary(a)),
+    with state.store() as store:
+        records = store.alerts(
+            since=start, limit=limit, rules=rules, feeds=feeds, undelivered=undelivered
         )
-    out().print(table if records else "no alerts recorded")
+    if as_json:
+        rows = [alert_json(a) for a in records]
+    else:
+        configured = set(config.notifiers)
+        rows = [
+            {**alert_json(a), "created": a.created_at, "delivery": delivery_summary(a, configured)}
+            for a in records
+        ]
+    columns = [
+        Column("id", "id"),
+        Column("when (UTC)", "created", when),
+        Column("rule", "rule"),
+        Column("event", "event"),
+        Column("feed", "feed"),
+        Column("url", "url"),
+        Column("v", "version"),
+        Column("title", "title"),
+        Column("matched", "matched", ", ".join),
+        Column("delivery", "delivery"),
+    ]
+    emit(rows, columns, as_json=as_json, empty="no alerts recorded", mask=config.mask)
 
 
-def delivery_summary(alert: AlertRecord) -> str:
-    """Per notifier: sent, waiting, retrying (tries, next, why) or gave up (why)."""
+def delivery_summary(alert: AlertRecord, configured: set[str] | None = None) -> str:
+    """Per notifier: sent, waiting, retrying (tries, next, why) or gave up (why); a notifier
+    no longer in the config (``configured``) is named as such."""
     if alert.delivery_state == "new":
         return "not routed yet"
     if not alert.deliveries:
         return "no notifier"
     parts = []
     for d in alert.deliveries:
-        if d.state == "sent":
+        gone = configured is not None and d.notifier not in configured
+        if gone and d.state in ("pending", "retrying"):
+            parts.append(
+                f"{d.notifier}: waiting, but no longer in the config "
+                f"(`watcher outbox drop --notifier {d.notifier}`)"
+            )
+        elif d.state == "sent":
             parts.append(f"{d.notifier}: sent {when(d.sent_at)}")
         elif d.state == "pending":
             parts.append(f"{d.notifier}: waiting")
@@ -69,7 +107,7 @@ def delivery_summary(alert: AlertRecord) -> str:
             )
         else:
             parts.append(f"{d.notifier}: GAVE UP after {d.attempts} tries ({d.last_error})")
-    return "\n".join(parts)
+    return "; ".join(parts)
 
 
 def _since(since: str | None) -> datetime | None:
@@ -110,33 +148,73 @@ def alert_json(alert: AlertRecord) -> dict[str, Any]:
     }
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  watcher history https://news.example.org/story
+  watcher history https://news.example.org/story --json
+
+\b
+--json: {"article": {url, feeds, status, first_seen, checks, next_check_at, last_error},
+"versions": [{number, current, fetched_at, source, words, times_seen, last_seen_at,
+title}]}."""
+)
 @click.argument("url")
+@click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
 @pass_state
-def history(state: State, url: str) -> None:
+def history(state: State, url: str, as_json: bool) -> None:
     """Every stored version of the article at URL."""
-    from rich.table import Table
+    from watcher.cli.output import Column, emit, to_json
 
     with state.store() as store:
-        article = _article(store, url)
+        article = find_article(store, url)
         versions = store.versions(article.id)
-    _print_article_header(article)
-    table = Table("v", "fetched (UTC)", "source", "words", "seen", "title")
-    for v in versions:
-        seen = f"{v.times_seen}x, last {when(v.last_seen_at)}" if v.times_seen > 1 else "1x"
-        marker = " ←" if v.number == article.current_version else ""
-        table.add_row(
-            f"{v.number}{marker}",
-            when(v.fetched_at),
-            v.source,
-            str(len(v.text.split())),
-            seen,
-            v.title,
-        )
-    out().print(table)
+    rows = [
+        {
+            "number": v.number,
+            "current": v.number == article.current_version,
+            "fetched_at": v.fetched_at,
+            "source": v.source,
+            "words": len(v.text.split()),
+            "times_seen": v.times_seen,
+            "last_seen_at": v.last_seen_at,
+            "title": v.title,
+        }
+        for v in versions
+    ]
+    if as_json:
+        click.echo(to_json({"article": article_json(article), "versions": rows}))
+        return
+    print_article_header(article)
+    columns = [
+        Column("v", "number"),
+        Column("current", "current", lambda current: "←" if current else ""),
+        Column("fetched (UTC)", "fetched_at", when),
+        Column("source", "source"),
+        Column("words", "words"),
+        Column("seen", "times_seen", lambda times: f"{times}x"),
+        Column("last seen (UTC)", "last_seen_at", when),
+        Column("title", "title"),
+    ]
+    emit(rows, columns, empty="no version stored yet")
 
 
-def _article(store: Store, url: str) -> ArticleState:
+def article_json(article: ArticleState) -> dict[str, Any]:
+    return {
+        "url": article.url,
+        "link": article.link,
+        "feeds": list(article.feeds),
+        "status": article.status,
+        "first_seen": article.first_seen,
+        "last_checked": article.last_checked,
+        "checks": article.checks,
+        "next_check_at": article.next_check_at,
+        "current_version": article.current_version,
+        "last_error": article.last_error,
+    }
+
+
+def find_article(store: Store, url: str) -> ArticleState:
     from watcher.pipeline.urls import canonical_url
 
     article = store.find_article(url) or store.find_article(canonical_url(url))
@@ -145,57 +223,99 @@ def _article(store: Store, url: str) -> ArticleState:
     return article
 
 
-def _print_article_header(article: ArticleState) -> None:
+def print_article_header(article: ArticleState) -> None:
+    from watcher.cli.output import plural
+
     click.echo(f"{article.url}")
     click.echo(
         f"feeds: {', '.join(article.feeds) or '—'} · first seen {when(article.first_seen)} · "
-        f"{article.checks} checks · {article.status}"
+        f"{plural(article.checks, 'check')} · {article.status}"
         + (f" · next check {when(article.next_check_at)}" if article.next_check_at else "")
     )
     if article.last_error:
         click.echo(f"last error: {article.last_error}")
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  watcher diff https://news.example.org/story            # the latest edit
+  watcher diff https://news.example.org/story --from 1   # everything since version 1
+  watcher diff https://news.example.org/story --json
+
+\b
+--json: {url, from, to, words_added, words_removed, headline_changed, added, removed,
+ops: [[op, text], ...]} with op -1 removed, 0 same, 1 added."""
+)
 @click.argument("url")
 @click.option(
     "--from", "from_", type=int, metavar="N", help="Old version (default: the one before --to)."
 )
 @click.option("--to", type=int, metavar="M", help="New version (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON object instead of the diff.")
 @pass_state
-def diff(state: State, url: str, from_: int | None, to: int | None) -> None:
+def diff(state: State, url: str, from_: int | None, to: int | None, as_json: bool) -> None:
     """Word diff between two versions of the article at URL."""
     from rich.text import Text
 
+    from watcher.cli.output import is_terminal, to_json
     from watcher.pipeline.diff import compute_change
     from watcher.pipeline.normalise import comparable_text, normalise
 
     with state.store() as store:
-        article = _article(store, url)
+        article = find_article(store, url)
         versions = {v.number: v for v in store.versions(article.id)}
         furniture = store.site_furniture(article.host)
-    if len(versions) < 2 and from_ is None:
-        raise click.ClickException(f"only {len(versions)} version(s) stored: nothing to compare")
-    new = _pick(versions, to if to is not None else max(versions), "--to")
-    old = _pick(versions, from_ if from_ is not None else new.number - 1, "--from")
+    old, new = _versions_to_compare(versions, from_, to)
     change = compute_change(
         normalise(old.title),
         comparable_text(old.text, furniture),
         normalise(new.title),
         comparable_text(new.text, furniture),
     )
+    if as_json:
+        payload = {
+            "url": article.url,
+            "from": old.number,
+            "to": new.number,
+            "words_added": change.words_added,
+            "words_removed": change.words_removed,
+            "headline_changed": change.headline_changed,
+            "added": list(change.added),
+            "removed": list(change.removed),
+            "ops": [list(op) for op in change.ops],
+        }
+        click.echo(to_json(payload))
+        return
     click.echo(
         f"{article.url}: version {old.number} → {new.number} "
         f"(+{change.words_added} / -{change.words_removed} words)"
     )
-    console = out()
     rendered = Text()
+    terminal = is_terminal()
     for op, text in change.ops:
-        if not console.is_terminal:
+        if not terminal:
             rendered.append(text if op == 0 else (f"[-{text}-]" if op < 0 else f"{{+{text}+}}"))
         else:
             rendered.append(text, style={0: "", -1: "red strike", 1: "green"}[op])
-    console.print(rendered)
+    out().print(rendered)
+
+
+def _versions_to_compare(
+    versions: dict[int, VersionRecord], from_: int | None, to: int | None
+) -> tuple[VersionRecord, VersionRecord]:
+    """The two versions `watcher diff` compares, or a usage error naming the option at fault."""
+    if not versions:
+        raise click.UsageError("no version stored yet: nothing to compare")
+    new = _pick(versions, to if to is not None else max(versions), "--to")
+    if from_ is None:
+        if new.number - 1 not in versions:
+            which = "only one version is stored" if len(versions) == 1 else (
+                f"version {new.number} is the first"
+            )
+            raise click.UsageError(f"{which}: nothing before it to compare with")
+        return versions[new.number - 1], new
+    return _pick(versions, from_, "--from"), new
 
 
 def _pick(versions: dict[int, VersionRecord], number: int, option: str) -> VersionRecord:
@@ -207,14 +327,25 @@ def _pick(versions: dict[int, VersionRecord], number: int, option: str) -> Versi
     return versions[number]
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  watcher feeds
+  watcher feeds --json | jq '.[] | select(.errors > 0)'
+  watcher feeds --opml > subscriptions.opml
+
+\b
+--json fields: feed, enabled, url, last_poll, status, gone, next_poll, articles, errors,
+last_error (a feed configured since the last poll has nulls and zeros)."""
+)
+@click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
 @click.option(
     "--opml", is_flag=True, help="The configured feeds as OPML 2.0 (for a feed reader) instead."
 )
 @pass_state
-def feeds(state: State, opml: bool) -> None:
+def feeds(state: State, as_json: bool, opml: bool) -> None:
     """Each feed's state: last poll, errors, articles."""
-    from rich.table import Table
+    from watcher.cli.output import Column, emit
 
     config = state.config()
     if opml:
@@ -224,29 +355,53 @@ def feeds(state: State, opml: bool) -> None:
         listed = [(f.name, f.url, f.tags) for f in config.feeds if not f.sitemap]
         click.echo(config.mask(feeds_to_opml(listed, "watcher feeds")), nl=False)
         return
+    configured = [(feed, True) for feed in config.feeds]
+    configured += [(feed, False) for feed in config.muted_feeds]
     with state.store() as store:
-        states = {s.name: s for s in store.feed_states([feed.name for feed in config.feeds])}
-    table = Table(
-        "feed", "last poll (UTC)", "status", "next poll", "articles", "errors", "last error"
-    )
-    for feed in sorted(config.feeds, key=lambda feed: feed.name):
-        s = states.get(feed.name)
-        if s is None:  # configured since the last check or run: no row yet (reading adds none)
-            table.add_row(feed.name, "never", "—", "—", "0", "0", "")
-            continue
-        table.add_row(
-            s.name,
-            when(s.last_polled_at),
-            str(s.last_status or "—") + (" gone: disabled" if s.disabled_at else ""),
-            when(s.next_poll_at),
-            str(s.articles),
-            str(s.error_streak),
-            config.mask(s.last_error or ""),
+        states = {s.name: s for s in store.feed_states([feed.name for feed, _ in configured])}
+    rows = []
+    for feed, enabled in sorted(configured, key=lambda item: item[0].name):
+        s = states.get(feed.name)  # None: configured since the last check or run
+        rows.append(
+            {
+                "feed": feed.name,
+                "enabled": enabled,
+                "url": feed.url,
+                "last_poll": s.last_polled_at if s else None,
+                "status": s.last_status if s else None,
+                "gone": bool(s and s.disabled_at),
+                "next_poll": s.next_poll_at if s else None,
+                "articles": s.articles if s else 0,
+                "errors": s.error_streak if s else 0,
+                "last_error": s.last_error if s else None,
+            }
         )
-    out().print(table)
+    columns = [
+        Column("feed", "feed"),
+        Column("last poll (UTC)", "last_poll", lambda t: when(t) if t else "never"),
+        Column("status", "status", lambda status: str(status or "—")),
+        Column("next poll", "next_poll", when),
+        Column("articles", "articles"),
+        Column("errors", "errors"),
+        Column("note", "enabled", lambda on: "" if on else "muted (enabled: false)"),
+        Column("last error", "last_error"),
+    ]
+    for row in rows:
+        if row["gone"]:
+            row["last_error"] = f"gone: disabled; {row['last_error'] or ''}".rstrip("; ")
+    emit(rows, columns, as_json=as_json, empty="no feeds configured", mask=config.mask)
 
 
-@main.command()
+@main.command(
+    epilog="""\b
+Examples:
+  watcher status
+  watcher status --json | jq .outbox
+
+\b
+--json: {"feeds": [{feed, last_poll, next_poll, last_status, error_streak, last_error,
+tracking, retired, versions, alerts}], "outbox": {state: count}}."""
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
 @pass_state
 def status(state: State, as_json: bool) -> None:
@@ -254,6 +409,8 @@ def status(state: State, as_json: bool) -> None:
 
     Only reads (no lock), so it runs beside `watcher run`. Articles are counted per feed:
     one in two feeds counts in both."""
+    from watcher.cli.output import to_json
+
     config = state.config()
     with state.store() as store:
         states = {s.name: s for s in store.feed_states()}
@@ -264,10 +421,7 @@ def status(state: State, as_json: bool) -> None:
         for feed in config.feeds
     ]
     if as_json:
-        payload = json.dumps(
-            {"feeds": feeds, "outbox": backlog}, indent=2, ensure_ascii=False, default=_iso
-        )
-        click.echo(config.mask(payload))
+        click.echo(to_json({"feeds": feeds, "outbox": backlog}, config.mask))
         return
     _print_status(feeds, backlog, config)
 
@@ -288,28 +442,18 @@ def feed_status(name: str, feed: FeedState | None, totals: dict[str, int]) -> di
     }
 
 
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
 def _print_status(feeds: list[dict[str, Any]], backlog: dict[str, int], config: Config) -> None:
-    from rich.table import Table
+    from watcher.cli.output import Column, emit
 
-    table = Table("feed", "last poll (UTC)", "next poll", "status", "errors", *STATUS_COUNTS)
-    table.add_column("last error")
-    for f in feeds:
-        table.add_row(
-            f["feed"],
-            when(f["last_poll"]),
-            when(f["next_poll"]),
-            str(f["last_status"] or "—"),
-            str(f["error_streak"]),
-            *(str(f[key]) for key in STATUS_COUNTS),
-            config.mask(f["last_error"] or ""),
-        )
-    console = out()
-    console.print(table if feeds else "no feeds configured")
+    columns = [
+        Column("feed", "feed"),
+        Column("last poll (UTC)", "last_poll", when),
+        Column("next poll", "next_poll", when),
+        Column("status", "last_status", lambda status: str(status or "—")),
+        Column("errors", "error_streak"),
+        *(Column(key, key) for key in STATUS_COUNTS),
+        Column("last error", "last_error"),
+    ]
+    emit(feeds, columns, empty="no feeds configured", mask=config.mask)
     held = ", ".join(f"{count} {state}" for state, count in sorted(backlog.items()) if count)
-    console.print(f"outbox: {held or 'empty'}")
+    click.echo(f"outbox: {held or 'empty'}")

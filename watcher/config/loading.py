@@ -132,13 +132,13 @@ def _validate(src: LocatedData, data: Any, secrets: set[str]) -> Config:
 def _check_references(config: Config, src: LocatedData) -> None:
     """Cross-references pydantic cannot see: names that must exist, names that must be unique."""
     feed_names: set[str] = set()
-    for i, feed in enumerate(config.feeds):
+    for i, feed in enumerate(config.declared_feeds):
         if feed.name in feed_names:
             raise src.error(("feeds", i, "name"), f"duplicate feed name {feed.name!r}")
         feed_names.add(feed.name)
-    tags = {tag for feed in config.feeds for tag in feed.tags}
+    tags = {tag for feed in config.declared_feeds for tag in feed.tags}
     rule_names: set[str] = set()
-    for i, rule in enumerate(config.rules):
+    for i, rule in enumerate(config.declared_rules):
         if rule.name in rule_names:
             raise src.error(("rules", i, "name"), f"duplicate rule name {rule.name!r}")
         if rule.name == HEALTH_RULE:
@@ -201,14 +201,14 @@ def _with_opml_feeds(config: Config, src: LocatedData) -> Config:
             kept = earlier or feed
             found[key] = OpmlFeed(kept.url, kept.title, tuple(dict.fromkeys(tags)), kept.line)
             files.setdefault(key, str(path))
-    configured = {url_key(feed.url) for feed in config.feeds}
+    configured = {url_key(feed.url) for feed in config.declared_feeds}
     extra = [feed for key, feed in found.items() if key not in configured]
-    names = unique_names(extra, (feed.name for feed in config.feeds))
+    names = unique_names(extra, (feed.name for feed in config.declared_feeds))
     added = [
         FeedConfig(name=name, url=feed.url.strip(), tags=list(feed.tags))
         for name, feed in zip(names, extra, strict=True)
     ]
-    return config.model_copy(update={"feeds": [*config.feeds, *added]})
+    return config.with_feeds(added)
 
 
 def _check_opml_url(feed: OpmlFeed, file: str) -> None:

@@ -112,6 +112,8 @@ class FeedConfig(Model):
     # A news sitemap (or sitemap index) instead of a feed: written `sitemap: URL` in place of
     # `url:`, and then also the feed's `url` (polled the same way).
     sitemap: str | None = None
+    # false: muted, not polled (its articles and versions are kept; rules may still name it).
+    enabled: bool = True
     interval: Duration | None = None
     fetch_article: bool | None = None
     recheck: list[RecheckStep] | None = None
@@ -241,6 +243,8 @@ _ALL_EVENTS: tuple[Event, ...] = ("new", "changed")
 
 class RuleConfig(Model):
     name: str = Field(min_length=1)
+    # false: muted, no alerts (its recorded alerts stay).
+    enabled: bool = True
     events: list[Event] = Field(default_factory=lambda: list(_ALL_EVENTS), min_length=1)
     keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     regex: str | None = None
@@ -308,6 +312,43 @@ class Config(Model):
     secrets: frozenset[str] = Field(default_factory=frozenset, exclude=True)
     # The line of every key in the file, for checks made after loading (see error_at).
     _lines: dict[Path_, int] = PrivateAttr(default_factory=dict)
+    # `feeds` and `rules` hold only the enabled ones (everything that runs reads them); these
+    # keep every one the file declares, in its order, muted ones (`enabled: false`) included.
+    _declared_feeds: tuple[FeedConfig, ...] = PrivateAttr(default=())
+    _declared_rules: tuple[RuleConfig, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="after")
+    def _set_muted_aside(self) -> Config:
+        self._declared_feeds, self._declared_rules = tuple(self.feeds), tuple(self.rules)
+        if not all(feed.enabled for feed in self.feeds):
+            object.__setattr__(self, "feeds", [feed for feed in self.feeds if feed.enabled])
+        if not all(rule.enabled for rule in self.rules):
+            object.__setattr__(self, "rules", [rule for rule in self.rules if rule.enabled])
+        return self
+
+    @property
+    def declared_feeds(self) -> tuple[FeedConfig, ...]:
+        return self._declared_feeds
+
+    def with_feeds(self, added: list[FeedConfig]) -> Config:
+        """This config with more feeds (those of ``feeds_from`` files), muted ones set aside
+        as the validator does for ``feeds:``."""
+        enabled = [feed for feed in added if feed.enabled]
+        copy = self.model_copy(update={"feeds": [*self.feeds, *enabled]})
+        copy._declared_feeds = (*self._declared_feeds, *added)
+        return copy
+
+    @property
+    def declared_rules(self) -> tuple[RuleConfig, ...]:
+        return self._declared_rules
+
+    @property
+    def muted_feeds(self) -> tuple[FeedConfig, ...]:
+        return tuple(feed for feed in self._declared_feeds if not feed.enabled)
+
+    @property
+    def muted_rules(self) -> tuple[RuleConfig, ...]:
+        return tuple(rule for rule in self._declared_rules if not rule.enabled)
 
     def error_at(self, path: Path_, problem: str) -> ConfigError:
         """A ConfigError naming the key at ``path`` and its line, for a problem found after

@@ -71,7 +71,7 @@ def load_yaml(text: str, file: str) -> LocatedData:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {exc.problem or exc}", file=file, line=line) from None
+        raise ConfigError(plain_yaml_problem(exc), file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=file) from None
     lines: dict[Path_, int] = {}
@@ -79,6 +79,43 @@ def load_yaml(text: str, file: str) -> LocatedData:
         return LocatedData({}, lines, file)
     builder = _Builder(file, lines)
     return LocatedData(builder.build(node, ()), lines, file)
+
+
+# PyYAML's parser words ("<block end>", "<block mapping start>") → what to look at.
+_TOKEN_WORDS = {
+    "<block end>": "the end of an indented block",
+    "<block mapping start>": "a new `key: value` line",
+    "<block sequence start>": "a new `- item` line",
+    "<block entry>": "a `- item` line",
+    "<stream end>": "the end of the file",
+    "<document start>": "a `---` line",
+    "<scalar>": "a value",
+}
+
+
+def plain_yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """A YAML syntax error as a person can act on it: what kind of mistake and the fix."""
+    problem = str(exc.problem or exc)
+    if "'\\t'" in problem or "\t" in problem:
+        return "tabs are not allowed in YAML: use spaces to indent"
+    context = str(exc.context or "")
+    for word, meaning in _TOKEN_WORDS.items():
+        problem = problem.replace(f"'{word}'", meaning).replace(word, meaning)
+    if "mapping values are not allowed" in problem:
+        return (
+            "a second `key:` on this line: put it on a line of its own, or quote a value "
+            'that contains ": "'
+        )
+    if "expected the end of an indented block" in problem:
+        return (
+            f"indentation: {problem}; a key here is indented differently from the keys "
+            "beside it (indent each level by the same number of spaces)"
+        )
+    if "flow mapping" in context or "flow sequence" in context:
+        return f"unclosed {{...}} or [...]: {problem} (a closing bracket or a comma is missing)"
+    if "quoted scalar" in context:
+        return f"unclosed quote: {problem}"
+    return f"invalid YAML: {problem}"
 
 
 class _Builder:

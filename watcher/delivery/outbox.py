@@ -43,7 +43,7 @@ from watcher.config.values import RateLimit
 from watcher.delivery import console  # noqa: F401  (registers console://)
 from watcher.delivery.render import Message, Renderer, sample_alert, test_message
 from watcher.errors import ConfigError
-from watcher.records import DeliveryOutcome, PendingDelivery
+from watcher.records import AlertRecord, DeliveryOutcome, PendingDelivery
 from watcher.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,17 @@ class Notifier:
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:
     """Every configured notifier with its services loaded (apprise_config files read now)."""
-    # A failed send's reason is in apprise's log records: make sure they are made, whatever
-    # level the root logger has (where they are *shown* is the CLI's business).
+    _keep_apprise_reasons()
+    return {name: _notifier(config, name, spec) for name, spec in config.notifiers.items()}
+
+
+def _keep_apprise_reasons() -> None:
+    """A failed send's reason is in apprise's log records: make sure they are made, whatever
+    level the root logger has (where they are *shown* is the CLI's business). Without it a
+    failure read "apprise: FAILURE" and nothing else."""
     apprise_log = logging.getLogger("apprise")
     if apprise_log.getEffectiveLevel() > logging.WARNING:
         apprise_log.setLevel(logging.WARNING)
-    return {name: _notifier(config, name, spec) for name, spec in config.notifiers.items()}
 
 
 def _notifier(config: Config, name: str, spec: NotifierConfig) -> Notifier:
@@ -208,6 +213,7 @@ async def send(target: Target, message: Message, timeout: float) -> SendResult:
 
 async def send_test(config: Config, name: str, now: datetime) -> list[SendResult]:
     """Send a test message to every service of one notifier (``watcher notify-test``)."""
+    _keep_apprise_reasons()
     notifier = _notifier(config, name, config.notifiers[name])
     message = test_message(name, now)
     timeout = config.delivery.timeout.total_seconds()
@@ -234,6 +240,8 @@ class DispatchSummary:
     gave_up: int = 0
     waiting: int = 0  # held for a digest window or a rate limit
     full_batches: int = 0  # notifiers that had more than one round's worth
+    # Notifiers no longer in the config that alerts still wait for (counted in `waiting`).
+    orphaned: tuple[str, ...] = ()
 
     def add(self, other: DispatchSummary) -> None:
         for name in self.__dataclass_fields__:
@@ -319,12 +327,13 @@ class Outbox:
         waiting = self.store.waiting_deliveries(name, due_by=now, limit=batch)
         log.warning(
             "notifier %s is no longer in the config: %d alerts wait for it (add it back to "
-            "send them)",
+            "send them, or `watcher outbox drop --notifier %s`)",
             name,
             len(waiting),
+            name,
         )
         self.store.defer_deliveries([d.id for d in waiting], now + ORPHAN_RECHECK)
-        return DispatchSummary(waiting=len(waiting))
+        return DispatchSummary(waiting=len(waiting), orphaned=(name,) if waiting else ())
 
     @staticmethod
     def _hold_until(
@@ -355,14 +364,15 @@ class Outbox:
         message, which carries the overflow as a digest. Nothing is dropped."""
         if notifier.digest:
             return [waiting]
+        singles = per_version(waiting)
         limit = notifier.rate_limit
         if limit is None:
-            return [[d] for d in waiting]
+            return singles
         left = limit.count - recently_sent
-        if len(waiting) <= left:
-            return [[d] for d in waiting]
-        singles = max(left - 1, 0)
-        return [[d] for d in waiting[:singles]] + [waiting[singles:]]
+        if len(singles) <= left:
+            return singles
+        kept = max(left - 1, 0)
+        return [*singles[:kept], [d for group in singles[kept:] for d in group]]
 
     async def _send_group(
         self, notifier: Notifier, group: list[PendingDelivery]
@@ -386,9 +396,10 @@ class Outbox:
         return self._log_round(notifier, group, results, outcomes), retry_at
 
     def _render(self, deliveries: list[PendingDelivery]) -> Message:
-        if len(deliveries) == 1:
-            return self.renderer.alert(deliveries[0].alert)
-        return self.renderer.digest([d.alert for d in deliveries])
+        first, *others = [d.alert for d in deliveries]
+        if all(_version_key(alert) == _version_key(first) for alert in others):
+            return self.renderer.alert(first, *others)
+        return self.renderer.digest([first, *others])
 
     def _outcome(
         self,
@@ -419,7 +430,9 @@ class Outbox:
         outcomes: Sequence[DeliveryOutcome],
     ) -> DispatchSummary:
         summary = DispatchSummary(messages=1)
-        kind = f"digest of {len(group)} alerts" if len(group) > 1 else f"alert {group[0].alert.id}"
+        ids = ", ".join(str(d.alert.id) for d in group)
+        single = len({_version_key(d.alert) for d in group}) == 1
+        kind = f"alert {ids}" if single else f"digest of {len(group)} alerts"
         for result in results:
             if not result.ok:
                 log.warning(
@@ -446,6 +459,21 @@ class Outbox:
         if summary.sent:
             log.info("notifier %s: %s sent", notifier.name, kind)
         return summary
+
+
+def _version_key(alert: AlertRecord) -> tuple[int, int] | int:
+    """What makes alerts one message: the same version of the same article (a feed-health
+    alert has none: it is always alone)."""
+    return (alert.article_id, alert.version) if alert.article_id else -alert.id
+
+
+def per_version(waiting: list[PendingDelivery]) -> list[list[PendingDelivery]]:
+    """The waiting deliveries as messages: one per article version, naming every rule that
+    matched it (an edit matching two rules is one message to a notifier, not two)."""
+    groups: dict[tuple[int, int] | int, list[PendingDelivery]] = {}
+    for delivery in waiting:
+        groups.setdefault(_version_key(delivery.alert), []).append(delivery)
+    return list(groups.values())
 
 
 def backoff(attempts: int, retry: RetrySettings) -> timedelta:

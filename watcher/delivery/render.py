@@ -110,9 +110,14 @@ class Renderer:
                         f"fails on a sample alert: {exc}", file=str(self.user_dir / name)
                     ) from None
 
-    def alert(self, alert: AlertRecord) -> Message:
+    def alert(self, alert: AlertRecord, *same_version: AlertRecord) -> Message:
+        """One alert's message; with ``same_version`` (alerts of other rules on the same
+        version), one message naming every rule that matched."""
         kind = "health" if alert.rule == HEALTH_RULE else "alert"
-        return self._render(kind, _alert_context(alert))
+        context = _alert_context(alert)
+        if same_version:
+            context["a"] = merged_view(context["a"], [alert_view(a) for a in same_version])
+        return self._render(kind, context)
 
     def digest(self, alerts: Sequence[AlertRecord]) -> Message:
         return self._render("digest", _digest(alerts))
@@ -277,7 +282,7 @@ def alert_view(alert: AlertRecord) -> dict[str, Any]:
     numbers = detail.get("numbers") or {}
     quotes = detail.get("quotes") or {}
     previous = detail.get("previous") or {}
-    shown = detail.get("hunks") or []
+    shown = [_spaced(hunk) for hunk in detail.get("hunks") or []]
     previous_number = previous.get("version")
     view: dict[str, Any] = {
         "id": alert.id,
@@ -302,14 +307,47 @@ def alert_view(alert: AlertRecord) -> dict[str, Any]:
         "quotes_added": list(quotes.get("added", [])),
         "hunks": shown,
         "more_hunks": max(int(detail.get("hunks_total", len(shown))) - len(shown), 0),
-        "excerpt": (detail.get("added") or [""])[0],
+        "excerpt": _without_headline((detail.get("added") or [""])[0], alert.title),
         "diff_command": _diff_command(alert.url, previous_number, alert.version),
     }
+    view["rules"], view["rule_label"], view["ids"] = [alert.rule], "rule", [alert.id]
     view["event_label"] = _EVENT_LABELS.get(alert.event, alert.event)
     view["problem"] = detail.get("problem", "")
     view["reason"] = detail.get("reason", "")
     view["summary"] = summary_line(view)
     return view
+
+
+# Context that starts with these follows the changed words without a space: "{+Saturday+},".
+_NO_SPACE_BEFORE = tuple(",.;:!?)]}”’»…%")
+
+
+def _spaced(hunk: dict[str, Any]) -> dict[str, Any]:
+    """A hunk whose context carries no outer whitespace, with ``gap`` the text between the
+    marks and the context after them: the excerpts are whitespace-folded when recorded, so a
+    template joining ``before``, the marks and ``after`` with spaces doubled some and put
+    others before a comma ("possible  [-pause-]", "{+Saturday+} ,")."""
+    after = str(hunk.get("after", "")).lstrip()
+    gap = "" if not after or after.startswith(_NO_SPACE_BEFORE) else " "
+    return {**hunk, "before": str(hunk.get("before", "")).rstrip(), "after": after, "gap": gap}
+
+
+def merged_view(first: dict[str, Any], others: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The view of one version that several rules matched: every rule named, every matched
+    term and reason listed once; the change itself is the same for all."""
+    views = [first, *others]
+    rules = list(dict.fromkeys(v["rule"] for v in views))
+    merged = {
+        **first,
+        "rules": rules,
+        "rule": ", ".join(rules),
+        "rule_label": "rules" if len(rules) > 1 else "rule",
+        "ids": [v["id"] for v in views],
+        "matched": list(dict.fromkeys(term for v in views for term in v["matched"])),
+        "reasons": list(dict.fromkeys(reason for v in views for reason in v["reasons"])),
+    }
+    merged["summary"] = summary_line(merged)
+    return merged
 
 
 def summary_line(view: dict[str, Any]) -> str:
@@ -333,6 +371,15 @@ def summary_line(view: dict[str, Any]) -> str:
     if view["matched"]:
         parts.append(f"matched {', '.join(view['matched'])}")
     return "; ".join(parts)
+
+
+def _without_headline(excerpt: str, title: str) -> str:
+    """A new article's excerpt is its headline and text: the message shows the headline
+    already ("Truce holds Truce holds A fragile truce…" read as a stutter)."""
+    headline = " ".join(title.split())
+    if headline and excerpt.casefold().startswith(headline.casefold()):
+        return excerpt[len(headline) :].lstrip() or excerpt
+    return excerpt
 
 
 def _digest(alerts: Sequence[AlertRecord]) -> dict[str, Any]:

@@ -133,7 +133,9 @@ async def _serve(
             await _cancel(status, pinger, watching)
         if lost is not None:
             raise lost  # its counts are nowhere: say so instead of logging them
-        log.info("stopped; database %s", ctx.store.counts())
+        counts = ctx.store.counts()
+        shown = ", ".join(f"{n} {name if n != 1 else name[:-1]}" for name, n in counts.items())
+        log.info("stopped; database: %s", shown)
 
 
 def _loss(watching: asyncio.Task[DatabaseGone]) -> DatabaseGone | None:

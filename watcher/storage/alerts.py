@@ -102,13 +102,30 @@ class AlertQueries:
     # --------------------------------------------------------------- reading
 
     def alerts(
-        self, *, since: datetime | None = None, limit: int | None = None
+        self,
+        *,
+        since: datetime | None = None,
+        limit: int | None = None,
+        rules: Collection[str] = (),
+        feeds: Collection[str] = (),
+        undelivered: bool = False,
+        article_id: int | None = None,
     ) -> list[AlertRecord]:
-        """Alerts oldest first, each with its deliveries."""
+        """Alerts oldest first, each with its deliveries; only those of ``rules`` and
+        ``feeds`` when given, only those not delivered to every notifier with
+        ``undelivered``."""
         with self._session() as session:
             query = _alert_query().order_by(col(AlertRow.created_at), col(AlertRow.id))
             if since is not None:
                 query = query.where(col(AlertRow.created_at) >= since)
+            if rules:
+                query = query.where(col(AlertRow.rule).in_(list(rules)))
+            if feeds:
+                query = query.where(col(AlertRow.feed).in_(list(feeds)))
+            if undelivered:
+                query = query.where(col(AlertRow.delivered_at).is_(None))
+            if article_id is not None:
+                query = query.where(col(AlertRow.article_id) == article_id)
             rows = session.exec(query).all()
             if limit is not None:
                 rows = rows[-limit:]
@@ -199,6 +216,23 @@ class AlertQueries:
                 _pending(delivery, _alert(alert, url, number, title, ()))
                 for alert, url, number, title, delivery in session.exec(query).all()
             ]
+
+    def drop_deliveries(self, notifier: str, now: datetime) -> int:
+        """Give up at once on every delivery still waiting for ``notifier`` (one nobody can
+        receive: removed from the config, or gone for good); the alerts stay, marked. Returns
+        how many were dropped."""
+        with self._transaction() as connection:
+            result = connection.execute(
+                update(_DELIVERY)
+                .where(_DELIVERY.c.notifier == notifier, _DELIVERY.c.state.in_(_WAITING))
+                .values(
+                    state="gave_up",
+                    next_try_at=None,
+                    last_try_at=now,
+                    last_error="dropped by `watcher outbox drop`",
+                )
+            )
+            return int(result.rowcount or 0)
 
     def defer_deliveries(self, ids: Collection[int], until: datetime) -> None:
         """Hold deliveries until ``until`` (a digest window or a rate limit), no attempt spent."""

@@ -38,6 +38,7 @@ from watcher.storage.engine import (
 )
 from watcher.storage.feeds import FeedQueries
 from watcher.storage.furniture import FurnitureQueries
+from watcher.storage.listing import ArticleListing
 from watcher.storage.migrations import migrate, require_schema
 from watcher.storage.schema import (
     AlertRow,
@@ -65,7 +66,7 @@ _FEED_NAMES = (
     .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
 )
 
-class Store(FeedQueries, AlertQueries, FurnitureQueries):
+class Store(FeedQueries, AlertQueries, FurnitureQueries, ArticleListing):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, engine: Engine, label: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from watcher import metrics
@@ -52,7 +53,7 @@ async def _check_article(ctx: Context, article_id: int) -> CheckOutcome:
     now = ctx.clock()
     next_check = next_check_time(article.first_seen, now, settings.recheck)
     try:
-        page = await obtain_page(ctx, article, settings)
+        page, fallback = await obtain_page(ctx, article, settings)
     except WatcherError as exc:
         return _check_failed(ctx, article, exc, now, next_check)
     if isinstance(page, Validators):  # 304: the page has not changed since the last fetch
@@ -68,7 +69,9 @@ async def _check_article(ctx: Context, article_id: int) -> CheckOutcome:
     verdict = judge(page, history, article, furniture, ctx.rules, _tags(ctx.config, article.feeds))
     if stored:
         verdict = _older_duplicate(ctx, article_id, verdict)
-    return _record(ctx, article, page, verdict, now, next_check)
+    outcome = _record(ctx, article, page, verdict, now, next_check)
+    stored_text = outcome.status in ("new", "changed")
+    return replace(outcome, fallback=fallback) if fallback and stored_text else outcome
 
 
 def _check_crashed(ctx: Context, article_id: int, exc: Exception) -> CheckOutcome:
@@ -149,8 +152,9 @@ def _older_duplicate(ctx: Context, article_id: int, verdict: Judgement) -> Judge
 
 async def obtain_page(
     ctx: Context, article: ArticleState, settings: FeedSettings
-) -> Page | Validators:
-    """The article's current text: from its page, else (first time only) from the feed entry.
+) -> tuple[Page | Validators, str | None]:
+    """The article's current text: from its page, else (first time only) from the feed entry,
+    with why the page was not used (a key of FALLBACKS) when it was not.
 
     Returns the validators still in force when the page answered 304 (the stored ones, less
     any not valid to send: see :mod:`watcher.pipeline.headers`). Once a version came from the
@@ -160,12 +164,18 @@ async def obtain_page(
     stored = article.current_version is not None
     if settings.fetch_article and article.link:
         try:
-            return await _page_from_web(ctx, article, conditional=stored)
+            return await _page_from_web(ctx, article, conditional=stored), None
         except (FetchError, ExtractError) as exc:
             if stored and any(v.source == "page" for v in ctx.store.versions(article.id)):
                 raise
             log.info("article %s: using the feed's text instead of the page: %s", article.url, exc)
-    return _page_from_entry(article)
+            reason = (
+                "refused"
+                if isinstance(exc, Refused)
+                else ("fetch" if isinstance(exc, FetchError) else "extract")
+            )
+            return _page_from_entry(article), reason
+    return _page_from_entry(article), None
 
 
 async def _page_from_web(

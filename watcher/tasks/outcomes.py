@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from watcher.delivery.outbox import DispatchSummary
 from watcher.errors import (
@@ -23,6 +24,7 @@ class PollOutcome:
     error: str | None = None
     warning: str | None = None
     http_status: int | None = None
+    next_poll: datetime | None = None  # for a skipped feed: when its back-off ends
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,16 @@ class CheckOutcome:
     alerts: int = 0
     error: str | None = None
     retired: bool = False
+    # Why the feed's text was stored instead of the page's (see FALLBACKS), if it was.
+    fallback: str | None = None
+
+
+# What a fallback to the feed's text means, for the pass summary.
+FALLBACKS = {
+    "refused": "links refused by the private-network guard",
+    "fetch": "pages could not be fetched",
+    "extract": "no article text could be extracted from the pages",
+}
 
 
 @dataclass
@@ -56,6 +68,19 @@ class PassSummary:
     @property
     def alerts(self) -> int:
         return sum(check.alerts for check in self.checks)
+
+    def fallbacks(self) -> Counter[str]:
+        """Checks that stored the feed's text instead of the page's, by reason."""
+        return Counter(check.fallback for check in self.checks if check.fallback)
+
+    @property
+    def problems(self) -> bool:
+        """Some feed failed (or is backing off after failing) or some check failed: what
+        makes `watcher check` exit 1."""
+        statuses = {poll.status for poll in self.polls}
+        return bool(statuses & {"failed", "skipped", "disabled"}) or any(
+            check.status == "failed" for check in self.checks
+        )
 
 
 def error_text(exc: Exception) -> str:

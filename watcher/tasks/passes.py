@@ -13,7 +13,7 @@ from watcher.delivery.outbox import DispatchSummary
 from watcher.pipeline.health import current_problems
 from watcher.tasks.check import check_article
 from watcher.tasks.context import Context
-from watcher.tasks.outcomes import CheckOutcome, PassSummary
+from watcher.tasks.outcomes import CheckOutcome, PassSummary, PollOutcome
 from watcher.tasks.poll import poll_feed
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,18 @@ async def run_pass(
     *,
     feeds: list[str] | None = None,
     recheck_all: bool = False,
+    force: bool = False,
     progress: Progress | None = None,
 ) -> PassSummary:
-    """Poll the feeds, then check every due article (all tracked ones with ``recheck_all``)."""
+    """Poll the feeds (those backing off too with ``force``), then check every due article
+    (all tracked ones with ``recheck_all``)."""
     names = feeds if feeds is not None else [feed.name for feed in ctx.config.feeds]
     summary = PassSummary()
-    summary.polls = await _bounded(ctx, "feeds", names, poll_feed, progress)
+
+    async def poll(poll_ctx: Context, name: str) -> PollOutcome:
+        return await poll_feed(poll_ctx, name, force=force)
+
+    summary.polls = await _bounded(ctx, "feeds", names, poll, progress)
     due = ctx.store.due_article_ids(ctx.clock(), feeds=feeds, everything=recheck_all)
     summary.checks = await check_articles(ctx, due, progress)
     summary.health = await check_health(ctx)

@@ -32,16 +32,17 @@ MAX_NEW_ARTICLES_PER_POLL = 20_000
 MAX_POLL_BACKOFF = timedelta(hours=6)
 
 
-async def poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
+async def poll_feed(ctx: Context, feed_name: str, *, force: bool = False) -> PollOutcome:
     """Poll one feed (see :func:`_poll_feed`), timed and counted for the metrics.
 
     Never raises but StoreError: whatever else goes wrong is a failed poll on the feed's
     row (error streak, back-off, last error), which health alerts read. Unrecorded, a crash
-    would repeat at the normal interval forever, unseen but in the log.
+    would repeat at the normal interval forever, unseen but in the log. ``force`` polls a
+    feed that is backing off (`watcher check --force`).
     """
     started = time.perf_counter()
     try:
-        outcome = await _poll_feed(ctx, feed_name)
+        outcome = await _poll_feed(ctx, feed_name, force)
     except StoreError:
         raise  # the database is gone or full: nothing can be recorded (see _bounded)
     except Exception as exc:  # a bug, or input nothing foresaw: this feed only
@@ -51,7 +52,7 @@ async def poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
     return outcome
 
 
-async def _poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
+async def _poll_feed(ctx: Context, feed_name: str, force: bool = False) -> PollOutcome:
     """Fetch one feed (conditional GET), parse it and track every entry as an article.
 
     Polite: a feed that keeps failing is polled less and less often (see
@@ -64,8 +65,10 @@ async def _poll_feed(ctx: Context, feed_name: str) -> PollOutcome:
     interval = ctx.config.settings_for(feed).interval
     if state.disabled_at is not None:
         return PollOutcome(feed_name, "disabled", error=state.last_error)
-    if _backing_off(state, now, interval):
-        return PollOutcome(feed_name, "skipped")
+    if not force and _backing_off(state, now, interval):
+        return PollOutcome(
+            feed_name, "skipped", error=state.last_error, next_poll=state.next_poll_at
+        )
     result = None
     try:
         result = await ctx.fetcher.fetch(
