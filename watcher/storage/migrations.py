@@ -80,8 +80,17 @@ def _add_body_digest(connection: Connection) -> None:
     connection.execute(text(f"ALTER TABLE feed ADD COLUMN body_digest {column_type}"))
 
 
+def _add_alert_list_indexes(connection: Connection) -> None:
+    """4: indexes for the web view's lists of one rule's or one feed's alerts (its Atom
+    feeds are polled: each poll must not scan every alert)."""
+    alert = schema.AlertRow.__table__  # type: ignore[attr-defined]
+    for index in alert.indexes:
+        if index.name in ("ix_alert_rule", "ix_alert_feed"):
+            index.create(connection)
+
+
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
-MIGRATIONS: list[Migration] = [_add_outbox, _add_body_digest]
+MIGRATIONS: list[Migration] = [_add_outbox, _add_body_digest, _add_alert_list_indexes]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]
 
