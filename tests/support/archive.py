@@ -34,7 +34,7 @@ def story(article: int, version: int, words: int, hostile: bool) -> tuple[str, s
     paragraphs += [filler[i : i + 400] for i in range(0, len(filler), 400)]
     paragraphs.append(f"This paragraph was added in version {version}.")
     if hostile:
-        paragraphs.append(f"Injected: {HOSTILE} <a href=\"javascript:alert(3)\">click</a>")
+        paragraphs.append(f'Injected: {HOSTILE} <a href="javascript:alert(3)">click</a>')
     return title, "\n".join(paragraphs)
 
 
@@ -58,7 +58,9 @@ def fill(
                 key=f"http://news.example.org/{name}/{a}",
                 guid=None,
                 # A feed may carry a script link: the article page must not make it clickable.
-                link="javascript:alert(4)" if hostile and a == 0 else f"http://news.example.org/{name}/{a}",
+                link="javascript:alert(4)"
+                if hostile and a == 0
+                else f"http://news.example.org/{name}/{a}",
                 canonical_url=f"http://news.example.org/{name}/{a}",
                 title=f"Entry {a}",
                 content_html="",
@@ -83,8 +85,11 @@ def _store_version(
     when = START + timedelta(minutes=n * 10 + v)
     alerts = ()
     if v > 1:
-        detail = {"previous": {"version": v - 1, "fetched_at": when.isoformat()},
-                  "added": [f"{10 + v} people"], "removed": [f"{9 + v} people"]}
+        detail = {
+            "previous": {"version": v - 1, "fetched_at": when.isoformat()},
+            "added": [f"{10 + v} people"],
+            "removed": [f"{9 + v} people"],
+        }
         alerts = (NewAlert(rule, "changed", feed, ("people",), detail),)
     check = CheckRecord(
         checked_at=when,

@@ -219,8 +219,9 @@ def _summaries(connection: Connection, ids: Sequence[int]) -> list[ArticleSummar
         .subquery()
     )
     latest = connection.execute(
-        select(newest.c.article_id, newest.c.versions, _VERSION.c.title, _VERSION.c.fetched_at)
-        .join(
+        select(
+            newest.c.article_id, newest.c.versions, _VERSION.c.title, _VERSION.c.fetched_at
+        ).join(
             _VERSION,
             and_(
                 _VERSION.c.article_id == newest.c.article_id,

@@ -38,7 +38,9 @@ class Api:
         self.site = site
 
     def feeds(self, request: Request) -> JSONResponse:
-        return _json({"items": [_feed(s) for s in self.site.store.feed_states()], "next_cursor": None})
+        return _json(
+            {"items": [_feed(s) for s in self.site.store.feed_states()], "next_cursor": None}
+        )
 
     def feed_articles(self, request: Request) -> JSONResponse:
         name = self.site.feed(request.path_params["name"])
@@ -75,7 +77,9 @@ class Api:
                 "to": new.number,
                 **change_facts(change),
                 "ops": [[op, text] for op, text in change.ops],
-                "page": site.absolute(request, f"/articles/{article.id}/diff/{old.number}/{new.number}"),
+                "page": site.absolute(
+                    request, f"/articles/{article.id}/diff/{old.number}/{new.number}"
+                ),
             }
         )
 

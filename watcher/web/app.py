@@ -124,7 +124,9 @@ def _error_handler(site: Site) -> Callable[[Request, Exception], Response]:
         headers = dict(exc.headers or {})
         if _wants_json(request):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
-        response = site.page("error.html.j2", exc.status_code, code=exc.status_code, what=exc.detail)
+        response = site.page(
+            "error.html.j2", exc.status_code, code=exc.status_code, what=exc.detail
+        )
         response.headers.update(headers)
         return response
 

@@ -60,8 +60,15 @@ class Feeds:
             previous = (alert.detail.get("previous") or {}).get("version")
             old = previous if isinstance(previous, int) else alert.version
             entries.append(
-                Entry(alert.article_id, old, alert.version, alert.title, alert.url,
-                      alert.created_at, f"a{alert.id}")
+                Entry(
+                    alert.article_id,
+                    old,
+                    alert.version,
+                    alert.title,
+                    alert.url,
+                    alert.created_at,
+                    f"a{alert.id}",
+                )
             )
         path = request.url.path
         return self._answer(request, f"watcher: alerts of the rule {rule}", path, entries)
@@ -86,7 +93,8 @@ class Feeds:
         ET.SubElement(ET.SubElement(feed, "author"), "name").text = "watcher"
         for entry in entries:
             feed.append(self._entry(request, entry))
-        return b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")
+        body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+        return body
 
     def _entry(self, request: Request, entry: Entry) -> ET.Element:
         page = f"/articles/{entry.article_id}/diff/{entry.old}/{entry.new}"
@@ -129,7 +137,9 @@ class Feeds:
 
 def _entries(changes: list[ChangeRef]) -> list[Entry]:
     return [
-        Entry(c.article_id, c.number - 1, c.number, c.title, c.url, c.fetched_at, f"v{c.version_id}")
+        Entry(
+            c.article_id, c.number - 1, c.number, c.title, c.url, c.fetched_at, f"v{c.version_id}"
+        )
         for c in changes
     ]
 
@@ -148,4 +158,3 @@ def _tags(header: str) -> set[str]:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-

@@ -41,8 +41,10 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
 
 def _paged(item: str) -> dict[str, Any]:
     return _object(
-        {"items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
-         "next_cursor": _nullable("string")}
+        {
+            "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+            "next_cursor": _nullable("string"),
+        }
     )
 
 
@@ -50,51 +52,82 @@ _SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": {"type": "string"}}),
     "Feed": _object(
         {
-            "name": {"type": "string"}, "url": {"type": "string"}, "title": {"type": "string"},
-            "last_polled_at": _MAYBE_TIME, "last_success_at": _MAYBE_TIME,
-            "next_poll_at": _MAYBE_TIME, "last_status": _nullable("integer"),
-            "error_streak": {"type": "integer"}, "last_error": _nullable("string"),
-            "disabled": {"type": "boolean"}, "articles": {"type": "integer"},
+            "name": {"type": "string"},
+            "url": {"type": "string"},
+            "title": {"type": "string"},
+            "last_polled_at": _MAYBE_TIME,
+            "last_success_at": _MAYBE_TIME,
+            "next_poll_at": _MAYBE_TIME,
+            "last_status": _nullable("integer"),
+            "error_streak": {"type": "integer"},
+            "last_error": _nullable("string"),
+            "disabled": {"type": "boolean"},
+            "articles": {"type": "integer"},
         }
     ),
     "ArticleSummary": _object(
         {
-            "id": _ID, "url": {"type": "string"}, "title": {"type": "string"},
-            "status": {"type": "string"}, "first_seen": _TIME, "last_checked": _MAYBE_TIME,
-            "versions": {"type": "integer"}, "last_change_at": _MAYBE_TIME,
-            "failures": {"type": "integer"}, "last_error": _nullable("string"),
+            "id": _ID,
+            "url": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "string"},
+            "first_seen": _TIME,
+            "last_checked": _MAYBE_TIME,
+            "versions": {"type": "integer"},
+            "last_change_at": _MAYBE_TIME,
+            "failures": {"type": "integer"},
+            "last_error": _nullable("string"),
         }
     ),
     "Version": _object(
         {
-            "number": {"type": "integer"}, "title": {"type": "string"},
-            "source": {"type": "string"}, "fetched_at": _TIME, "last_seen_at": _TIME,
-            "times_seen": {"type": "integer"}, "words": {"type": "integer"},
+            "number": {"type": "integer"},
+            "title": {"type": "string"},
+            "source": {"type": "string"},
+            "fetched_at": _TIME,
+            "last_seen_at": _TIME,
+            "times_seen": {"type": "integer"},
+            "words": {"type": "integer"},
         }
     ),
     "Article": _object(
         {
-            "id": _ID, "url": {"type": "string"}, "link": _nullable("string"),
-            "title": {"type": "string"}, "feeds": {"type": "array", "items": {"type": "string"}},
-            "status": {"type": "string"}, "first_seen": _TIME, "last_checked": _MAYBE_TIME,
-            "next_check_at": _MAYBE_TIME, "checks": {"type": "integer"},
-            "failures": {"type": "integer"}, "last_error": _nullable("string"),
+            "id": _ID,
+            "url": {"type": "string"},
+            "link": _nullable("string"),
+            "title": {"type": "string"},
+            "feeds": {"type": "array", "items": {"type": "string"}},
+            "status": {"type": "string"},
+            "first_seen": _TIME,
+            "last_checked": _MAYBE_TIME,
+            "next_check_at": _MAYBE_TIME,
+            "checks": {"type": "integer"},
+            "failures": {"type": "integer"},
+            "last_error": _nullable("string"),
             "current_version": _nullable("integer"),
             "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Version"}},
         }
     ),
     "Change": _object(
         {
-            "id": _ID, "article_id": _ID, "from": {"type": "integer"},
-            "to": {"type": "integer"}, "title": {"type": "string"}, "url": {"type": "string"},
+            "id": _ID,
+            "article_id": _ID,
+            "from": {"type": "integer"},
+            "to": {"type": "integer"},
+            "title": {"type": "string"},
+            "url": {"type": "string"},
             "fetched_at": _TIME,
         }
     ),
     "Diff": _object(
         {
-            "article_id": _ID, "from": {"type": "integer"}, "to": {"type": "integer"},
-            "headline_changed": {"type": "boolean"}, "old_title": {"type": "string"},
-            "new_title": {"type": "string"}, "words_added": {"type": "integer"},
+            "article_id": _ID,
+            "from": {"type": "integer"},
+            "to": {"type": "integer"},
+            "headline_changed": {"type": "boolean"},
+            "old_title": {"type": "string"},
+            "new_title": {"type": "string"},
+            "words_added": {"type": "integer"},
             "words_removed": {"type": "integer"},
             **{
                 key: {"type": "array", "items": {"type": "string"}}
@@ -103,8 +136,10 @@ _SCHEMAS: dict[str, Any] = {
             "ops": {
                 "description": "The word diff: [-1 removed | 0 kept | 1 added, text] pairs.",
                 "type": "array",
-                "items": {"type": "array", "prefixItems": [
-                    {"type": "integer", "enum": [-1, 0, 1]}, {"type": "string"}]},
+                "items": {
+                    "type": "array",
+                    "prefixItems": [{"type": "integer", "enum": [-1, 0, 1]}, {"type": "string"}],
+                },
             },
             "page": {"type": "string"},
         }
@@ -113,15 +148,21 @@ _SCHEMAS: dict[str, Any] = {
         "description": "The fields of `watcher alerts --json`.",
         **_object(
             {
-                "id": {"type": "integer"}, "rule": {"type": "string"}, "event": {"type": "string"},
-                "feed": {"type": "string"}, "url": {"type": "string"},
-                "title": {"type": "string"}, "version": {"type": "integer"},
+                "id": {"type": "integer"},
+                "rule": {"type": "string"},
+                "event": {"type": "string"},
+                "feed": {"type": "string"},
+                "url": {"type": "string"},
+                "title": {"type": "string"},
+                "version": {"type": "integer"},
                 "created_at": {"type": "string"},
                 "matched": {"type": "array", "items": {"type": "string"}},
-                "added": {"type": "array"}, "removed": {"type": "array"},
+                "added": {"type": "array"},
+                "removed": {"type": "array"},
                 "delivered": {"type": "boolean"},
                 "deliveries": {"type": "array", "items": {"type": "object"}},
-                "detail": {"type": "object"}, "diff_url": _nullable("string"),
+                "detail": {"type": "object"},
+                "diff_url": _nullable("string"),
             }
         ),
     },
@@ -153,7 +194,8 @@ def openapi_document() -> dict[str, Any]:
     paths = {
         "/api/v1/feeds": _get("Every feed and its state", "#/components/x-pages/Feed", []),
         "/api/v1/feeds/{name}/articles": _get(
-            "A feed's articles, newest first", "#/components/x-pages/ArticleSummary",
+            "A feed's articles, newest first",
+            "#/components/x-pages/ArticleSummary",
             [_path("name", {"type": "string"}), *_PAGE_PARAMS],
         ),
         "/api/v1/articles": _get(
@@ -168,19 +210,25 @@ def openapi_document() -> dict[str, Any]:
             "One version with its text", ref + "Version", [article, _path("number", number)]
         ),
         "/api/v1/articles/{article}/diff/{from}/{to}": _get(
-            "The word diff between two versions", ref + "Diff",
+            "The word diff between two versions",
+            ref + "Diff",
             [article, _path("from", number), _path("to", number)],
         ),
         "/api/v1/changes": _get(
-            "Edits (versions after the first), newest first", "#/components/x-pages/Change",
+            "Edits (versions after the first), newest first",
+            "#/components/x-pages/Change",
             [{"name": "feed", "in": "query", "schema": {"type": "string"}}, *_PAGE_PARAMS],
         ),
         "/api/v1/alerts": _get(
-            "Alerts, newest first", "#/components/x-pages/Alert",
+            "Alerts, newest first",
+            "#/components/x-pages/Alert",
             [
                 {"name": "rule", "in": "query", "schema": {"type": "string"}},
-                {"name": "state", "in": "query",
-                 "schema": {"type": "string", "enum": list(ALERT_STATES)}},
+                {
+                    "name": "state",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": list(ALERT_STATES)},
+                },
                 *_PAGE_PARAMS,
             ],
         ),

@@ -64,7 +64,9 @@ class Pages:
     def compare(self, request: Request) -> Response:
         """The version pickers' form lands here and goes on to the diff's own address."""
         article = self.site.article(request.path_params["article"])
-        old, new = (self.site.version(article, request.query_params.get(k, "")) for k in ("from", "to"))
+        old, new = (
+            self.site.version(article, request.query_params.get(k, "")) for k in ("from", "to")
+        )
         target = f"/articles/{article.id}/diff/{old.number}/{new.number}"
         return RedirectResponse(target, status_code=303)
 

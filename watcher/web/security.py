@@ -56,10 +56,10 @@ class Guard:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        if self.auth is not None and scope["path"] not in OPEN_PATHS:
-            if not authorised(self.auth, _header(scope, b"authorization")):
-                await _refuse(self.auth, with_headers)
-                return
+        auth = self.auth if scope["path"] not in OPEN_PATHS else None
+        if auth is not None and not authorised(auth, _header(scope, b"authorization")):
+            await _refuse(auth, with_headers)
+            return
         await self.app(scope, receive, with_headers)
 
 

@@ -83,7 +83,9 @@ def server(app: ASGIApp, *, own_signals: bool) -> uvicorn.Server:
     return uvicorn.Server(config) if own_signals else _QuietServer(config)
 
 
-async def serve_on_loop(app: ASGIApp, sock: socket.socket) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+async def serve_on_loop(
+    app: ASGIApp, sock: socket.socket
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     """Start serving on this loop; stop with ``server.should_exit = True`` and await the task."""
     web = server(app, own_signals=False)
     task = asyncio.create_task(web.serve(sockets=[sock]))
