@@ -22,7 +22,7 @@ from watcher.web.views import (
     change_between,
     change_facts,
     next_cursor,
-    parse_id,
+    parse_cursor,
     parse_limit,
     words,
 )
@@ -109,7 +109,7 @@ def _paging(request: Request) -> tuple[int, int | None]:
     cursor = request.query_params.get("cursor")
     if cursor is None or cursor == "":
         return limit, None
-    before = parse_id(cursor)
+    before = parse_cursor(cursor)
     if before is None:
         raise BadRequest("cursor must be a next_cursor this API gave")
     return limit, before

@@ -15,7 +15,7 @@ def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
 
 _TIME = {"type": "string", "format": "date-time"}
 _MAYBE_TIME = _nullable("string", format="date-time")
-_ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 _PAGE_PARAMS = [
     {
         "name": "limit",
@@ -26,7 +26,7 @@ _PAGE_PARAMS = [
         "name": "cursor",
         "in": "query",
         "description": "The `next_cursor` of the page before.",
-        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,9}$"},
     },
 ]
 

@@ -13,7 +13,7 @@ from watcher.web.views import (
     change_between,
     change_facts,
     next_cursor,
-    parse_id,
+    parse_cursor,
     split_rows,
     words,
 )
@@ -131,7 +131,7 @@ def _cursor(request: Request) -> int | None:
     text = request.query_params.get("before")
     if text is None or text == "":
         return None
-    value = parse_id(text)
+    value = parse_cursor(text)
     if value is None:
         raise NotFound(f"bad page cursor {text!r}")
     return value

@@ -12,8 +12,9 @@ from watcher.pipeline.normalise import comparable_text, normalise
 from watcher.records import DigestSet, VersionRecord
 
 Segment = tuple[int, str]  # (-1 removed | 0 kept | 1 added, text)
-# Larger ids than SQLite's (and PostgreSQL's bigint) integers cannot name anything.
-MAX_ID = 2**63 - 1
+# The id columns are INTEGER: on PostgreSQL 32 bits. A larger id names nothing (and must not
+# reach the query, which would fail on it).
+MAX_ID = 2**31 - 1
 PAGE_SIZE = 50
 MAX_PAGE = 200
 
@@ -89,10 +90,18 @@ def words(text: str) -> int:
 
 def parse_id(text: str) -> int | None:
     """A path or cursor id: digits naming something that can exist, else None (a 404)."""
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None
+
+
+def parse_cursor(text: str) -> int | None:
+    """A page cursor (an id: the page holds what comes before it); None when it is not one.
+    A cursor past the largest possible id is the first page."""
+    if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) == 0:
+        return None
+    return min(int(text), MAX_ID)
 
 
 def parse_limit(text: str | None) -> int | None:
