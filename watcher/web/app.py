@@ -88,6 +88,8 @@ def create_app(
         Route("/api/v1/alerts", api.alerts),
         Route("/openapi.json", openapi),
         Route("/static/style.css", stylesheet),
+        # Browsers ask for it on every site: an empty answer, not a 404 in their console.
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
         *_probe_routes(probes),
     ]
     app = Starlette(
