@@ -125,3 +125,22 @@ def test_messages_link_to_the_diff_with_base_url() -> None:
     assert "watcher diff" in plain.text and "/articles/" not in plain.text
     digest = Renderer(base_url="https://w.example.org").digest([alert, alert])
     assert link in digest.text and link in digest.markdown
+
+
+def test_migration_4_adds_the_alert_list_indexes(db_url: str) -> None:
+    from sqlalchemy import inspect, text
+
+    from watcher.storage.store import Store
+
+    store = Store.open(db_url)
+    with store.engine.begin() as connection:
+        for name in ("ix_alert_rule", "ix_alert_feed"):
+            connection.execute(text(f"DROP INDEX {name}"))
+        connection.execute(text("UPDATE watcher_meta SET value = '3' WHERE key = 'schema_version'"))
+    store.close()
+    store = Store.open(db_url)
+    with store.engine.connect() as connection:
+        names = {index["name"] for index in inspect(connection).get_indexes("alert")}
+        version = connection.execute(text("SELECT value FROM watcher_meta")).scalar()
+    store.close()
+    assert {"ix_alert_rule", "ix_alert_feed"} <= names and version == "4"

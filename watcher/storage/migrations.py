@@ -86,7 +86,7 @@ def _add_alert_list_indexes(connection: Connection) -> None:
     alert = schema.AlertRow.__table__  # type: ignore[attr-defined]
     for index in alert.indexes:
         if index.name in ("ix_alert_rule", "ix_alert_feed"):
-            index.create(connection)
+            index.create(connection, checkfirst=True)  # migration 2 may have made it
 
 
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
