@@ -124,3 +124,10 @@ class MetricsError(WatcherError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"metrics: {reason}")
+
+
+class WebError(WatcherError):
+    """The web view cannot be served (a busy port, an address needing a password)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"web: {reason}")

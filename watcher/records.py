@@ -310,3 +310,31 @@ class FeedEntry:
     title: str
     content_html: str
     published: datetime | None
+
+
+@dataclass(frozen=True)
+class BrowsedArticle:
+    """One line of a list of articles (a feed's page, a search): no text, only facts."""
+
+    id: int
+    url: str
+    title: str  # the newest version's headline, else the feed entry's
+    status: str
+    first_seen: datetime
+    last_checked: datetime | None
+    versions: int
+    last_change_at: datetime | None  # when the newest version was first fetched
+    failures: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class ChangeRef:
+    """A version that changed an article (number > 1): what a list of changes shows."""
+
+    version_id: int
+    article_id: int
+    number: int
+    title: str
+    url: str
+    fetched_at: datetime

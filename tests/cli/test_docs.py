@@ -20,6 +20,7 @@ def test_readme_has_config_examples() -> None:
 def test_readme_config_example_loads(example: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMTP_PASSWORD", "example")
     monkeypatch.setenv("MATRIX_PASSWORD", "example")
+    monkeypatch.setenv("WATCHER_WEB_TOKEN", "an-example-token-long-enough")
     parse_config(example, "README.md")
 
 

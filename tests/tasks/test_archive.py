@@ -292,3 +292,38 @@ def test_kill_9_between_the_warc_write_and_the_commit(
         store.close()
     assert archive.read_original(version) == article_html()
     assert version.warc_file is not None
+
+
+def test_the_web_view_serves_an_original_as_a_download_never_as_a_page(
+    tmp_path: Path, loopback: LoopbackServer, raw_server: RawServer
+) -> None:
+    from starlette.testclient import TestClient
+
+    from watcher.web.app import archive_of, create_app
+
+    page = raw_server.url("/story.html")
+    loopback.route("/rss.xml", Reply(body=rss(page), headers={"Content-Type": "text/xml"}))
+    config = make_config(tmp_path, loopback.url("/rss.xml"))
+    raw_server.route("/story.html", sends(gzip_message(article_html("<script>x()</script>"))))
+    writer = Store.open(config.database_url())
+    one_pass(config, writer)
+    writer.close()
+    store = Store.open(config.database_url(), create=False, read_only=True)
+    try:
+        article = store.find_article(page)
+        assert article is not None
+        with TestClient(create_app(store, archive=archive_of(config))) as client:
+            shown = client.get(f"/articles/{article.id}/versions/1")
+            assert f"/articles/{article.id}/versions/1/original" in shown.text
+            original = client.get(f"/articles/{article.id}/versions/1/original")
+            missing = client.get(f"/articles/{article.id}/versions/2/original")
+        with TestClient(create_app(store)) as client:  # archive off: nothing to serve
+            off = client.get(f"/articles/{article.id}/versions/1/original")
+    finally:
+        store.close()
+    assert original.status_code == 200
+    assert original.content == article_html("<script>x()</script>")
+    assert original.headers["content-type"] == "application/octet-stream"
+    assert original.headers["content-disposition"].startswith("attachment;")
+    assert "sandbox" in original.headers["content-security-policy"]
+    assert missing.status_code == 404 and off.status_code == 404

@@ -12,6 +12,7 @@ from watcher.cli import (
     outbox,
     reading,
     running,
+    web,
 )
 from watcher.cli.app import main
 
@@ -25,4 +26,5 @@ __all__ = [
     "outbox",
     "reading",
     "running",
+    "web",
 ]

@@ -58,12 +58,17 @@ def alerts(
         records = store.alerts(
             since=start, limit=limit, rules=rules, feeds=feeds, undelivered=undelivered
         )
+    base_url = config.web.base_url if config.web is not None else None
     if as_json:
-        rows = [alert_json(a) for a in records]
+        rows = [alert_json(a, base_url) for a in records]
     else:
         configured = set(config.notifiers)
         rows = [
-            {**alert_json(a), "created": a.created_at, "delivery": delivery_summary(a, configured)}
+            {
+                **alert_json(a, base_url),
+                "created": a.created_at,
+                "delivery": delivery_summary(a, configured),
+            }
             for a in records
         ]
     columns = [
@@ -118,34 +123,11 @@ def _since(since: str | None) -> datetime | None:
     return utc_now() - duration_option(since, "--since")
 
 
-def alert_json(alert: AlertRecord) -> dict[str, Any]:
-    detail = alert.detail
-    return {
-        "id": alert.id,
-        "rule": alert.rule,
-        "event": alert.event,
-        "feed": alert.feed,
-        "url": alert.url,
-        "title": alert.title,
-        "version": alert.version,
-        "created_at": alert.created_at.isoformat(),
-        "matched": list(alert.matched),
-        "added": detail.get("added", []),
-        "removed": detail.get("removed", []),
-        "delivered": alert.delivered,
-        "deliveries": [
-            {
-                "notifier": d.notifier,
-                "state": d.state,
-                "attempts": d.attempts,
-                "next_try_at": d.next_try_at.isoformat() if d.next_try_at else None,
-                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
-                "last_error": d.last_error,
-            }
-            for d in alert.deliveries
-        ],
-        "detail": {k: v for k, v in detail.items() if k not in ("added", "removed")},
-    }
+def alert_json(alert: AlertRecord, base_url: str | None = None) -> dict[str, Any]:
+    """One alert of ``--json`` (the web API gives the same: one function for both)."""
+    from watcher.delivery.links import alert_json as as_json
+
+    return as_json(alert, base_url)
 
 
 @main.command(

@@ -152,10 +152,20 @@ def _check_references(config: Config, src: LocatedData) -> None:
     notifier_names = set(config.notifiers)
     _check_names(src, ("delivery", "default"), config.delivery.default, notifier_names, "notifier")
     _check_names(src, ("health", "notify"), config.health.notify, notifier_names, "notifier")
+    _check_web_secret(config, src)
     for name, notifier in config.notifiers.items():
         if notifier.apprise_config and not config.relative_path(notifier.apprise_config).is_file():
             path = config.relative_path(notifier.apprise_config)
             raise src.error(("notifiers", name, "apprise_config"), f"no such file: {path}")
+
+
+def _check_web_secret(config: Config, src: LocatedData) -> None:
+    """A web token or password written in the file would sit in backups and in git: it must
+    come from the environment, like every other secret."""
+    auth = config.web.auth if config.web is not None else None
+    if auth is not None and auth.secret not in config.secrets:
+        key = "token" if auth.token is not None else "password"
+        raise src.error(("web", "auth", key), "must come from the environment: write ${VAR}")
 
 
 def _check_names(

@@ -282,6 +282,74 @@ class ArchiveSettings(Model):
     max_file_size: ByteSize = 1000 * 1000 * 1000
 
 
+class WebAuth(Model):
+    """Who may read the web view: a bearer token, or a user name and password (HTTP basic
+    auth). The secret must come from the environment (``${VAR}``), never the file itself."""
+
+    token: str | None = None
+    user: str | None = None
+    password: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WebAuth:
+        if self.token is not None and (self.user is not None or self.password is not None):
+            raise ValueError("give either `token` or `user` and `password`, not both")
+        if self.token is None and (self.user is None or self.password is None):
+            raise ValueError("needs `token`, or both `user` and `password`")
+        secret = self.token if self.token is not None else self.password
+        if secret is not None and len(secret) < 12:
+            raise ValueError("the token or password is shorter than 12 characters")
+        return self
+
+    @property
+    def secret(self) -> str:
+        return self.token if self.token is not None else self.password or ""
+
+
+class WebSettings(Model):
+    """The read-only web view (:mod:`watcher.web`): pages, Atom feeds, a JSON API."""
+
+    # Where `watcher run` serves it, with /metrics and /healthz on the same port. Off unless set.
+    listen: Annotated[ListenAddress, BeforeValidator(ListenAddress.parse)] | None = None
+    # How readers reach it (https://watcher.example.org): alerts then link to their diff.
+    base_url: str | None = None
+    # Required to listen on anything but loopback.
+    auth: WebAuth | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} is not an http(s) URL like https://watcher.example.org")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{value!r}: a base URL has no ?query or #fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _auth_off_loopback(self) -> WebSettings:
+        if self.listen is not None and self.auth is None and not is_loopback(self.listen.host):
+            raise ValueError(
+                f"listening on {self.listen} (not loopback) needs `auth` (a token or a "
+                "password from ${VAR}): everyone who can reach it would read the database"
+            )
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: the addresses only this machine reaches."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Config(Model):
     database: str | None = None
     state_dir: str | None = None
@@ -306,6 +374,8 @@ class Config(Model):
     metrics: MetricsSettings | None = None
     # Off unless set: the original HTTP response of every version, as WARC files.
     archive: ArchiveSettings | None = None
+    # Off unless set: the web view served by `watcher run`, and the links in alerts.
+    web: WebSettings | None = None
     # Where the file was read from; relative paths in it are relative to its folder.
     source: str = Field(default="<memory>", exclude=True)
     # Values substituted from ${VAR}: masked wherever text is shown to a person.

@@ -223,7 +223,7 @@ async def send_test(config: Config, name: str, now: datetime) -> list[SendResult
 def delivery_setup(config: Config, now: datetime) -> tuple[dict[str, Notifier], Renderer]:
     """Notifiers loaded and user templates tried on a sample alert, so that a mistake stops
     start-up (and ``watcher validate``) rather than an alert at 3 a.m."""
-    renderer = Renderer(config.templates_dir())
+    renderer = Renderer(config.templates_dir(), config.web.base_url if config.web else None)
     renderer.check(sample_alert(now))
     return build_notifiers(config), renderer
 

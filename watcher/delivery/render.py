@@ -25,6 +25,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from watcher.config.models import HEALTH_RULE
+from watcher.delivery.links import alert_url
 from watcher.errors import ConfigError
 from watcher.records import AlertRecord
 
@@ -82,8 +83,9 @@ class Message:
 class Renderer:
     """Renders alerts and digests; built once per process (templates are compiled once)."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, base_url: str | None = None) -> None:
         self.user_dir = templates_dir
+        self.base_url = base_url  # the web view's address: messages link to their diff
         self._builtin = _environment(None)
         self._env = _environment(templates_dir) if templates_dir else self._builtin
 
@@ -94,9 +96,9 @@ class Renderer:
             return
         health = sample_health_alert(sample.created_at)
         for kind, context in (
-            ("alert", _alert_context(sample)),
-            ("health", _alert_context(health)),
-            ("digest", _digest([sample, health])),
+            ("alert", _alert_context(sample, self.base_url)),
+            ("health", _alert_context(health, self.base_url)),
+            ("digest", _digest([sample, health], self.base_url)),
         ):
             for name in _template_names(kind):
                 try:
@@ -114,13 +116,14 @@ class Renderer:
         """One alert's message; with ``same_version`` (alerts of other rules on the same
         version), one message naming every rule that matched."""
         kind = "health" if alert.rule == HEALTH_RULE else "alert"
-        context = _alert_context(alert)
+        context = _alert_context(alert, self.base_url)
         if same_version:
-            context["a"] = merged_view(context["a"], [alert_view(a) for a in same_version])
+            others = [alert_view(a, self.base_url) for a in same_version]
+            context["a"] = merged_view(context["a"], others)
         return self._render(kind, context)
 
     def digest(self, alerts: Sequence[AlertRecord]) -> Message:
-        return self._render("digest", _digest(alerts))
+        return self._render("digest", _digest(alerts, self.base_url))
 
     def _render(self, kind: str, context: dict[str, Any]) -> Message:
         subject = self._rendered(f"{kind}_subject.txt.j2", context)
@@ -272,11 +275,11 @@ def safe_link(url: str) -> str:
 # ---------------------------------------------------------------------------- contexts
 
 
-def _alert_context(alert: AlertRecord) -> dict[str, Any]:
-    return {"a": alert_view(alert)}
+def _alert_context(alert: AlertRecord, base_url: str | None) -> dict[str, Any]:
+    return {"a": alert_view(alert, base_url)}
 
 
-def alert_view(alert: AlertRecord) -> dict[str, Any]:
+def alert_view(alert: AlertRecord, base_url: str | None = None) -> dict[str, Any]:
     """What a template sees of one alert: plain values, no further queries needed."""
     detail = alert.detail
     numbers = detail.get("numbers") or {}
@@ -309,6 +312,8 @@ def alert_view(alert: AlertRecord) -> dict[str, Any]:
         "more_hunks": max(int(detail.get("hunks_total", len(shown))) - len(shown), 0),
         "excerpt": _without_headline((detail.get("added") or [""])[0], alert.title),
         "diff_command": _diff_command(alert.url, previous_number, alert.version),
+        # The web view's page for it (None unless web.base_url is set): a phone can open it.
+        "diff_url": alert_url(base_url, alert),
     }
     view["rules"], view["rule_label"], view["ids"] = [alert.rule], "rule", [alert.id]
     view["event_label"] = _EVENT_LABELS.get(alert.event, alert.event)
@@ -382,8 +387,8 @@ def _without_headline(excerpt: str, title: str) -> str:
     return excerpt
 
 
-def _digest(alerts: Sequence[AlertRecord]) -> dict[str, Any]:
-    views = [alert_view(alert) for alert in alerts]
+def _digest(alerts: Sequence[AlertRecord], base_url: str | None) -> dict[str, Any]:
+    views = [alert_view(alert, base_url) for alert in alerts]
     by_rule = Counter(view["rule"] for view in views).most_common()
     return {"alerts": views, "by_rule": by_rule}
 

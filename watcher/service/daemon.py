@@ -21,6 +21,8 @@ systemd's ``Restart=on-failure`` starts it again on a database that is really th
 
 With ``metrics.listen`` set it serves ``/metrics`` and ``/healthz`` (:mod:`watcher.metrics`)
 until the stop signal, bound before anything else: a busy port stops it having touched nothing.
+With ``web.listen`` set it serves the web view there too (:mod:`watcher.service.webview`),
+``/metrics`` and ``/healthz`` included.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from watcher.service.sdnotify import (
     watchdog_interval,
     watchdog_pinger,
 )
+from watcher.service.webview import WebView, serve_web
 from watcher.storage.presence import DatabaseWatch, take_anchor, watch_database
 from watcher.storage.store import Store
 from watcher.tasks import Context, open_context, reconfigure
@@ -80,9 +83,9 @@ async def run_daemon(config: Config, options: RunOptions = RunOptions()) -> None
     else:
         loop.add_signal_handler(signal.SIGHUP, reload.set)
     try:
-        async with serve_metrics(config) as exporter:
+        async with serve_metrics(config) as exporter, serve_web(config, exporter) as web:
             with writer_store(config.database_url(), "run") as store:
-                await _serve(config, store, _Signals(stop, reload), options, exporter)
+                await _serve(config, store, _Signals(stop, reload), options, (exporter, web))
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
@@ -95,12 +98,18 @@ class _Signals:
 
 
 async def _serve(
-    config: Config, store: Store, signals: _Signals, options: RunOptions, exporter: Exporter
+    config: Config,
+    store: Store,
+    signals: _Signals,
+    options: RunOptions,
+    endpoints: tuple[Exporter, WebView],
 ) -> None:
+    exporter, web = endpoints
     watch = DatabaseWatch(take_anchor(config.database_url(), store.engine), config.database_url())
     async with open_context(config, store) as ctx:
         scheduler = build_scheduler(ctx)
         exporter.attach(ctx.store, lambda: scheduler.running, lambda: ctx.config)
+        await web.start()  # the schema exists now: the view's read-only store can open it
         scheduler.start()
         log.info(
             "watching %d feeds with %d rules; database %s",
@@ -119,6 +128,7 @@ async def _serve(
             ctx.stopping = True  # batches under way finish their current items only
             await _cancel(status, watching)
             await exporter.stop()  # now: the drain below waits for every task, its own too
+            await web.stop()
             notifier.stopping(
                 f"stopping: {lost}" if lost else "stopping: finishing the work under way"
             )

@@ -108,6 +108,8 @@ class Exporter:
         self.alive: Callable[[], bool] = lambda: False
         self.config: Callable[[], Config | None] = lambda: None  # follows SIGHUP reloads
         self._server: asyncio.Server | None = None
+        # True when the web view answers /metrics and /healthz (watcher.service.webview).
+        self.served_elsewhere = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self, address: ListenAddress) -> None:
@@ -124,7 +126,7 @@ class Exporter:
     def attach(self, store: Store, alive: Callable[[], bool], config: Callable[[], Config]) -> None:
         """The daemon's store, whether its scheduler runs, and its current config."""
         self.alive, self.config = alive, config
-        if self._server is None:
+        if self._server is None and not self.served_elsewhere:
             return  # not served: no queries for nobody
         past = [s.last_success_at for s in store.feed_states() if s.last_success_at is not None]
         if past:  # the gauge and /healthz tell the truth from the start, also after a restart
@@ -200,10 +202,14 @@ class Exporter:
         status, body, content_type = self._route(target, _header(header_lines, "accept"))
         return _reply(status, body, content_type=content_type, with_body=method == "GET")
 
+    def scrape(self, accept: str) -> tuple[bytes, str]:
+        """The exposition for a scrape (the format ``accept`` asks for) and its type."""
+        self.metrics.set_scheduler_running(self.alive())
+        return self.metrics.exposition(accept)
+
     def _route(self, path: str, accept: str) -> tuple[HTTPStatus, bytes, str]:
         if path == "/metrics":
-            self.metrics.set_scheduler_running(self.alive())
-            body, content_type = self.metrics.exposition(accept)
+            body, content_type = self.scrape(accept)
             return HTTPStatus.OK, body, content_type
         if path == "/healthz":
             health = self.health()

@@ -117,17 +117,31 @@ def _explain_sqlite_failure(url: str, reason: str) -> str:
     return reason
 
 
-def open_engine(url: str, *, create: bool = True) -> Engine:
-    """An engine for ``url``; with ``create`` a SQLite file's folder is made if missing."""
+def open_engine(url: str, *, create: bool = True, read_only: bool = False) -> Engine:
+    """An engine for ``url``; with ``create`` a SQLite file's folder is made if missing.
+
+    ``read_only`` connections cannot write even by mistake (the web view): SQLite opens the
+    file with ``mode=ro``, PostgreSQL sessions default to read-only transactions."""
     parsed = make_url(engine_url(url))
     if parsed.get_backend_name() == "sqlite":
         path = sqlite_file(url)
         if path is not None and create:
             ensure_parent_dir(path, database_label(url))
+        if path is not None and read_only:
+            parsed = parsed.set(database=f"file:{path}", query={"mode": "ro", "uri": "true"})
         engine = create_engine(parsed, connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    engine = create_engine(parsed, pool_pre_ping=True)
+    if read_only:
+        event.listen(engine, "connect", _postgres_read_only)
+    return engine
+
+
+def _postgres_read_only(dbapi_connection: Any, _record: Any) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    dbapi_connection.commit()
 
 
 

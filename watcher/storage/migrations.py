@@ -90,8 +90,22 @@ def _add_warc_columns(connection: Connection) -> None:
     connection.execute(text("CREATE INDEX ix_version_warc_file ON version (warc_file)"))
 
 
+def _add_alert_list_indexes(connection: Connection) -> None:
+    """5: indexes for the web view's lists of one rule's or one feed's alerts (its Atom
+    feeds are polled: each poll must not scan every alert)."""
+    alert = schema.AlertRow.__table__  # type: ignore[attr-defined]
+    for index in alert.indexes:
+        if index.name in ("ix_alert_rule", "ix_alert_feed"):
+            index.create(connection, checkfirst=True)  # migration 2 may have made it
+
+
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
-MIGRATIONS: list[Migration] = [_add_outbox, _add_body_digest, _add_warc_columns]
+MIGRATIONS: list[Migration] = [
+    _add_outbox,
+    _add_body_digest,
+    _add_warc_columns,
+    _add_alert_list_indexes,
+]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]
 

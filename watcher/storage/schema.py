@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator,
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -127,6 +127,9 @@ class AlertRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("rule", "version_id", name="uq_alert_rule_version"),
         Index("ix_alert_created", "created_at"),
+        # The web view's lists of one rule's or one feed's alerts, newest first (migration 4).
+        Index("ix_alert_rule", "rule", "id"),
+        Index("ix_alert_feed", "feed", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

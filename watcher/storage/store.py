@@ -28,6 +28,7 @@ from watcher.records import (
     from_row,
 )
 from watcher.storage.alerts import AlertQueries, chunks
+from watcher.storage.browse import BrowseQueries
 from watcher.storage.engine import (
     database_label,
     open_engine,
@@ -66,7 +67,7 @@ _FEED_NAMES = (
     .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
 )
 
-class Store(FeedQueries, AlertQueries, FurnitureQueries, ArticleListing):
+class Store(FeedQueries, AlertQueries, FurnitureQueries, ArticleListing, BrowseQueries):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, engine: Engine, label: str) -> None:
@@ -75,20 +76,23 @@ class Store(FeedQueries, AlertQueries, FurnitureQueries, ArticleListing):
         self._furniture: dict[str, tuple[float, DigestSet]] = {}
 
     @classmethod
-    def open(cls, url: str, *, writer: bool = False, create: bool = True) -> Store:
+    def open(
+        cls, url: str, *, writer: bool = False, create: bool = True, read_only: bool = False
+    ) -> Store:
         """Open (creating or migrating the schema). A ``writer`` (``check``, ``run``) also
         proves the database takes a write, so a full disk or a read-only database stops it
         with one message at start instead of failing every check one by one.
 
         Without ``create`` (the read-only commands) nothing is written: no file, folder or
         schema is made, and a missing or outdated one raises :class:`NoDatabase` or
-        :class:`StoreError` saying what to run."""
+        :class:`StoreError` saying what to run. ``read_only`` (with ``create=False``) opens
+        connections that refuse every write (the web view)."""
         label = database_label(url)
         if not create:
             require_file(url, label)
         engine: Engine | None = None
         try:
-            engine = open_engine(url, create=create)
+            engine = open_engine(url, create=create, read_only=read_only and not create)
             if create:
                 migrate(engine)
             else:
