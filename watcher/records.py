@@ -86,6 +86,8 @@ class ArticleState:
     current_version: int | None
     feeds: tuple[str, ...]
     last_error: str | None = None
+    previous_version: int | None = None
+    flips: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class VersionRecord:
     fetched_at: datetime
     last_seen_at: datetime
     times_seen: int
+    extra: str = ""
+    classes: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class NewVersion:
     text: str
     content_hash: str
     source: str
+    extra: str = ""  # paragraphs the extractor dropped (compared, not shown)
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,8 @@ class CheckRecord:
     version: NewVersion | None = None
     alerts: tuple[NewAlert, ...] = ()
     seen_again: int | None = None  # version number
+    # Alerts a revert raises (with ``seen_again``): stored under the version gone back to.
+    revert_alerts: tuple[NewAlert, ...] = ()
 
 
 @dataclass(frozen=True)

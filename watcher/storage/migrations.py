@@ -61,13 +61,20 @@ def _alert_columns_nullable(connection: Connection) -> None:
         for column in ("article_id", "version_id"):
             connection.execute(text(f"ALTER TABLE alert ALTER COLUMN {column} DROP NOT NULL"))
         return
+    _rebuild_alert_table(connection)
+
+
+def _rebuild_alert_table(connection: Connection) -> None:
+    """SQLite cannot alter a column or a constraint: the alert table is made again as the
+    schema has it now and the rows copied (columns it did not have take their defaults)."""
     alert = schema.AlertRow.__table__  # type: ignore[attr-defined]
     old_indexes = [index["name"] for index in inspect(connection).get_indexes("alert")]
+    old_columns = {column["name"] for column in inspect(connection).get_columns("alert")}
     connection.execute(text("ALTER TABLE alert RENAME TO alert_v1"))
     for name in old_indexes:  # they moved with the table, and their names are needed again
         connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
     alert.create(connection)
-    columns = ", ".join(column.name for column in alert.columns)
+    columns = ", ".join(column.name for column in alert.columns if column.name in old_columns)
     connection.execute(text(f"INSERT INTO alert ({columns}) SELECT {columns} FROM alert_v1"))
     connection.execute(text("DROP TABLE alert_v1"))
 
@@ -80,8 +87,33 @@ def _add_body_digest(connection: Connection) -> None:
     connection.execute(text(f"ALTER TABLE feed ADD COLUMN body_digest {column_type}"))
 
 
+def _add_edit_tracking(connection: Connection) -> None:
+    """4: what the extractor dropped (``version.extra``), edit classes (``version.classes``),
+    reverts (``article.previous_version``, ``article.flips``, ``alert.occurrence`` in the
+    alert's unique key, so a version gone back to raises its own alert)."""
+    columns = (
+        ("version", "extra TEXT NOT NULL DEFAULT ''"),
+        ("version", "classes VARCHAR NOT NULL DEFAULT ''"),
+        ("article", "previous_version INTEGER"),
+        ("article", "flips INTEGER NOT NULL DEFAULT 0"),
+    )
+    for table, column in columns:
+        connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    if connection.dialect.name == "sqlite":
+        _rebuild_alert_table(connection)
+        return
+    connection.execute(text("ALTER TABLE alert ADD COLUMN occurrence INTEGER NOT NULL DEFAULT 0"))
+    connection.execute(text("ALTER TABLE alert DROP CONSTRAINT uq_alert_rule_version"))
+    connection.execute(
+        text(
+            "ALTER TABLE alert ADD CONSTRAINT uq_alert_occurrence "
+            "UNIQUE (rule, version_id, occurrence)"
+        )
+    )
+
+
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
-MIGRATIONS: list[Migration] = [_add_outbox, _add_body_digest]
+MIGRATIONS: list[Migration] = [_add_outbox, _add_body_digest, _add_edit_tracking]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]
 
