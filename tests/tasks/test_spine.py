@@ -283,3 +283,19 @@ def test_headline_only_feed_tracks_headlines(loopback: LoopbackServer, store: St
     assert one_pass(config, store).check_counts()["changed"] == 1
     (alert,) = store.alerts()
     assert alert.detail["headline_changed"] is True
+
+
+def test_a_headline_changed_in_the_feed_is_checked_in_the_same_pass(
+    newsroom: Newsroom, store: Store
+) -> None:
+    """The article is not due for minutes; the feed showing a new headline makes it due now."""
+    config = spine_config(newsroom.server)
+    one_pass(config, store)
+    assert one_pass(config, store).check_counts().get("changed", 0) == 0  # nothing due yet
+    newsroom.edit("syria-talks", title="Syria talks collapse in Geneva")
+    summary = one_pass(config, store)
+    assert summary.check_counts()["changed"] == 1
+    (changed,) = [c for c in summary.checks if c.status == "changed"]
+    assert "syria-talks" in changed.url
+    classes = [a.detail["classes"] for a in store.alerts() if a.event == "changed"]
+    assert classes and all("headline" in c for c in classes)
