@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, bindparam, case, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
 
 from watcher.records import EntriesTaken, FeedEntry
 from watcher.storage.schema import ArticleFeedRow, ArticleRow
@@ -34,7 +34,8 @@ _UPDATE_ENTRY = (
         # The feed says the story changed: look now, not when the schedule next comes due
         # (the pass that polled the feed checks due articles next). Retired ones stay so.
         next_check_at=case(
-            (_ARTICLE.c.status == "tracking", bindparam("now")), else_=_ARTICLE.c.next_check_at
+            (and_(_ARTICLE.c.status == "tracking", bindparam("retitled")), bindparam("now")),
+            else_=_ARTICLE.c.next_check_at,
         ),
     )
 )
@@ -64,11 +65,15 @@ class _Article:
     id: int | None = None
     host: str = ""  # only for a created one: stored articles keep theirs
     changed: bool = False
+    retitled: bool = False  # the headline changed: check it now
 
     def take(self, entry: FeedEntry) -> None:
         # A story whose slug changed keeps its identity (guid) but is fetched at its new link.
         link = entry.link or self.link
         if (entry.title, entry.content_html, link) != (self.title, self.content, self.link):
+            # Only the headline: an article in two feeds gets a different summary from each,
+            # and that flip would make it due on every poll.
+            self.retitled = self.retitled or (entry.title != self.title and self.id is not None)
             self.title, self.content, self.link = entry.title, entry.content_html, link
             self.changed = True
 
@@ -204,6 +209,7 @@ def _update_changed(connection: Connection, changed: list[_Article], now: dateti
                     "content": a.content,
                     "link": a.link,
                     "now": now,
+                    "retitled": a.retitled,
                 }
                 for a in changed
             ],
