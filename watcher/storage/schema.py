@@ -88,7 +88,7 @@ class ArticleRow(SQLModel, table=True):
     # The version the page showed before the current one (what a revert is diffed from).
     previous_version: int | None = None
     # Checks in a row that went back to a text shown before: 1 is a revert, 2 a flip-flop.
-    flips: int = 0
+    flips: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ArticleFeedRow(SQLModel, table=True):
@@ -121,7 +121,7 @@ class VersionRow(SQLModel, table=True):
     # Paragraphs of the article's region the extractor dropped: compared, not shown.
     extra: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     # What kind of change made this version, space separated (see watcher.pipeline.classes).
-    classes: str = ""
+    classes: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class AlertRow(SQLModel, table=True):
@@ -143,7 +143,7 @@ class AlertRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCTimestamp)
     # 0 for the alerts a new version raises; for a revert to an earlier version, the check
     # that saw it (a version may be gone back to more than once, each time news).
-    occurrence: int = 0
+    occurrence: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # new: not yet routed to notifiers; routed: one delivery row per notifier exists.
     delivery_state: str = Field(default="new", index=True)
     delivered_at: datetime | None = _when()  # when the last of its deliveries was sent
