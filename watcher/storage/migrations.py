@@ -83,7 +83,7 @@ def _rebuild_alert_table(connection: Connection) -> None:
     # gain an "alert_new" that create_all would make in every new database.
     scratch = MetaData()
     for referred in (schema.ArticleRow, schema.VersionRow):
-        referred.__table__.to_metadata(scratch)  # type: ignore[attr-defined,union-attr]
+        referred.__table__.to_metadata(scratch)  # type: ignore[union-attr]
     rebuilt = alert.to_metadata(scratch, name="alert_new")
     rebuilt.create(connection)
     columns = ", ".join(column.name for column in alert.columns if column.name in old_columns)
