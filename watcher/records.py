@@ -86,6 +86,8 @@ class ArticleState:
     current_version: int | None
     feeds: tuple[str, ...]
     last_error: str | None = None
+    previous_version: int | None = None
+    flips: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class VersionRecord:
     warc_file: str | None = None
     warc_offset: int | None = None
     warc_length: int | None = None
+    extra: str = ""
+    classes: str = ""
 
     @property
     def warc(self) -> WarcRef | None:
@@ -165,6 +169,8 @@ class NewVersion:
     text: str
     content_hash: str
     source: str
+    extra: str = ""  # paragraphs the extractor dropped (compared, not shown)
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,8 @@ class CheckRecord:
     alerts: tuple[NewAlert, ...] = ()
     seen_again: int | None = None  # version number
     warc: WarcRef | None = None  # the new version's original response, already on disk
+    # Alerts a revert raises (with ``seen_again``): stored under the version gone back to.
+    revert_alerts: tuple[NewAlert, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,13 @@ def test_a_schema_1_database_is_migrated_and_its_alerts_are_routed(tmp_path: Pat
         connection.execute(text("DROP INDEX ix_version_warc_file"))  # added in 4
         for column in ("warc_file", "warc_offset", "warc_length"):
             connection.execute(text(f"ALTER TABLE version DROP COLUMN {column}"))
+        for table, column in (  # added in 6 (alert.occurrence goes with the table's rebuild)
+            ("article", "previous_version"),
+            ("article", "flips"),
+            ("version", "extra"),
+            ("version", "classes"),
+        ):
+            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         connection.execute(text("INSERT INTO watcher_meta VALUES ('schema_version', '1')"))
         connection.execute(
             text(

@@ -135,21 +135,37 @@ def test_headline_edit(newsroom: Newsroom, store: Store) -> None:
     assert changed[0].title == "Election result contested by opposition"
 
 
-def test_keyword_added_alerts_once_and_revert_is_not_alerted(
+def test_a_revert_alerts_once_and_a_flip_flop_is_said_once_then_quiet(
     newsroom: Newsroom, store: Store
 ) -> None:
+    """Was "revert is not alerted": the issue calls that wrong. Taking the ceasefire sentence
+    out again is news (a keyword rule sees the keyword leave); the page flipping back is an
+    A/B flip-flop, said once; further flips between known texts raise nothing."""
     config = spine_config(newsroom.server)
     one_pass(config, store)
     original = list(newsroom.stories["syria-talks"].paragraphs)
-    newsroom.edit("syria-talks", paragraphs=[*original, "A ceasefire took effect at midnight."])
+    added = [*original, "A ceasefire took effect at midnight."]
+    newsroom.edit("syria-talks", paragraphs=added)
     one_pass(config, store)
     newsroom.edit("syria-talks", paragraphs=original)  # revert
     summary = one_pass(config, store)
     assert summary.check_counts()["seen_again"] == 1
-    newsroom.edit("syria-talks", paragraphs=[*original, "A ceasefire took effect at midnight."])
+    newsroom.edit("syria-talks", paragraphs=added)
     assert one_pass(config, store).check_counts()["seen_again"] == 1  # the flip back
-    rules = sorted((a.rule, a.event) for a in store.alerts() if a.event == "changed")
-    assert rules == [("ceasefire", "changed"), ("edits", "changed")]
+    newsroom.edit("syria-talks", paragraphs=original)
+    assert one_pass(config, store).check_counts()["seen_again"] == 1  # and again: quiet
+    changed = [a for a in store.alerts() if a.event == "changed"]
+    got = sorted((a.rule, a.detail["classes"][0], a.version) for a in changed)
+    assert got == [
+        ("ceasefire", "flip-flop", 2),
+        ("ceasefire", "revert", 1),
+        ("ceasefire", "substance", 2),
+        ("edits", "flip-flop", 2),
+        ("edits", "revert", 1),
+        ("edits", "substance", 2),
+    ]
+    revert = next(a for a in changed if a.rule == "ceasefire" and "revert" in a.detail["classes"])
+    assert "removed" in revert.detail["reasons"][0]
     assert len(versions_of(store, newsroom, "syria-talks")) == 2
 
 
@@ -267,3 +283,36 @@ def test_headline_only_feed_tracks_headlines(loopback: LoopbackServer, store: St
     assert one_pass(config, store).check_counts()["changed"] == 1
     (alert,) = store.alerts()
     assert alert.detail["headline_changed"] is True
+
+
+def test_a_headline_changed_in_the_feed_is_checked_in_the_same_pass(
+    newsroom: Newsroom, store: Store
+) -> None:
+    """The article is not due for an hour; the feed showing a new headline makes it due now."""
+    config = spine_config(newsroom.server).model_copy(deep=True)
+    hourly = config.model_validate(
+        {
+            **config.model_dump(),
+            "defaults": {
+                **config.model_dump()["defaults"],
+                "recheck": [{"until": "7d", "every": "1h"}],
+            },
+        }
+    )
+    one_pass(config, store)
+
+    def scheduled_pass() -> PassSummary:
+        async def go() -> PassSummary:
+            async with open_context(hourly, store) as ctx:
+                return await run_pass(ctx)
+
+        return asyncio.run(go())
+
+    one_pass(hourly, store)  # every article now next due in an hour
+    assert scheduled_pass().checks == []  # nothing due
+    newsroom.edit("syria-talks", title="Syria talks collapse in Geneva")
+    summary = scheduled_pass()
+    assert [c.status for c in summary.checks] == ["changed"]
+    assert "syria-talks" in summary.checks[0].url
+    classes = [a.detail["classes"] for a in store.alerts() if a.event == "changed"]
+    assert classes and all("headline" in c for c in classes)

@@ -239,6 +239,8 @@ NotifierSpec = Annotated[NotifierConfig, BeforeValidator(_notifier_shape)]
 
 Event = Literal["new", "changed"]
 _ALL_EVENTS: tuple[Event, ...] = ("new", "changed")
+# What kind of change a version is (watcher.pipeline.classes decides).
+EditClass = Literal["typo", "wording", "substance", "headline", "correction", "revert", "flip-flop"]
 
 
 class RuleConfig(Model):
@@ -251,6 +253,7 @@ class RuleConfig(Model):
     feeds: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     min_change: int = Field(default=0, ge=0)
+    classes: list[EditClass] = Field(default_factory=list)
     notify: list[str] = Field(default_factory=list)
 
     @field_validator("regex")

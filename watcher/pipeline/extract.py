@@ -25,6 +25,7 @@ from lxml.html import HtmlElement  # type: ignore[import-untyped]
 from watcher.errors import ExtractError
 from watcher.pipeline.decode import CONTROL_CHARS, decode_bytes, fold_source_newlines, http_charset
 from watcher.pipeline.normalise import word_set
+from watcher.pipeline.recall import dropped_paragraphs
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,15 @@ MIN_BODY_CHARS = 20
 
 @dataclass(frozen=True)
 class Extracted:
-    """Headline ("" if none) and body as extracted, one paragraph per line."""
+    """Headline ("" if none) and body as extracted, one paragraph per line.
+
+    ``extra`` holds the paragraphs of the article's region that the extractor dropped (see
+    :mod:`watcher.pipeline.recall`): compared beside the body, never shown as the story.
+    """
 
     title: str
     text: str
+    extra: str = ""
 
 
 # --- headline ------------------------------------------------------------------------------
@@ -136,6 +142,7 @@ def extract_article(html: str | bytes, url: str, *, content_type: str | None = N
     try:
         tree = trafilatura.load_html(fold_source_newlines(page))
         title, body = (_title(tree, url), _body(tree, url)) if tree is not None else ("", "")
+        extra = dropped_paragraphs(tree, body) if tree is not None and body else ""
     except Exception as err:
         # Third-party parsing of arbitrary pages: a crash there means "no text", not a dead poll.
         log.warning("extractor failed on %s: %r", url, err)
@@ -145,7 +152,7 @@ def extract_article(html: str | bytes, url: str, *, content_type: str | None = N
     if len(body) < MIN_BODY_CHARS:
         raise ExtractError(url, f"no article text found ({len(body)} characters)")
     log.debug("extracted %s: %d lines, title %r", url, body.count("\n") + 1, title)
-    return Extracted(title=title, text=body)
+    return Extracted(title=title, text=body, extra=extra)
 
 
 # --- feed fragments ------------------------------------------------------------------------

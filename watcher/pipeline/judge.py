@@ -1,5 +1,10 @@
 """The one place that decides what a fetched page means: new, changed, unchanged, seen
-again (a revert or an A/B flip-flop) or failed — and, for new content, which alerts it raises.
+again (a revert or an A/B flip-flop) or failed — and which alerts it raises.
+
+A revert (the page goes back to a text it showed before) is news: it is judged like an edit,
+diffed from the version it replaced and classed ``revert``. Going back again (A, B, A, B) is
+a flip-flop, an A/B test most likely: one alert classed ``flip-flop``, then quiet until the
+page shows a text not seen before.
 
 Pure: no I/O. Versions are compared on their *comparable* text (normalised, furniture lines
 dropped), recomputed for stored versions with today's furniture knowledge, so a line learned
@@ -12,8 +17,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from watcher.pipeline.classes import classify
 from watcher.pipeline.diff import Change, compute_change, document, hunks
-from watcher.pipeline.normalise import comparable_text, content_hash, line_keys, normalise
+from watcher.pipeline.normalise import compared_text, content_hash, line_keys, normalise
 from watcher.pipeline.rules import Match, Rule, Subject, evaluate
 from watcher.records import ArticleState, NewAlert, NewVersion, RawExchange, VersionRecord
 
@@ -35,6 +41,7 @@ class Page:
     last_modified: str | None = None
     # The HTTP exchange it came from, kept for the WARC archive (None: not archiving).
     raw: RawExchange | None = None
+    extra: str = ""  # paragraphs of the article's region the extractor dropped
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,12 @@ class _Comparable:
         return content_hash(self.title, self.body)
 
 
-def _comparable(title: str, text: str, furniture: Collection[str]) -> _Comparable:
-    return _Comparable(normalise(title), comparable_text(text, furniture))
+def _comparable(title: str, text: str, furniture: Collection[str], extra: str = "") -> _Comparable:
+    return _Comparable(normalise(title), compared_text(text, extra, furniture))
+
+
+def _of_version(version: VersionRecord, furniture: Collection[str]) -> _Comparable:
+    return _comparable(version.title, version.text, furniture, version.extra)
 
 
 def judge(
@@ -70,18 +81,18 @@ def judge(
     tags: frozenset[str],
 ) -> Judgement:
     """Decide what ``page`` is, given the article's recent versions (oldest first)."""
-    now = _comparable(page.title, page.text, furniture)
+    now = _comparable(page.title, page.text, furniture, page.extra)
     # Some feeds carry headlines only: their versions are headlines. A page with no text,
     # though, is a failed extraction.
     if not now.body and (page.source == "page" or not now.title):
         return Judgement("failed", error="no article text after removing page furniture")
-    new_version = NewVersion(page.title, page.text, now.hash, page.source)
+    new_version = NewVersion(page.title, page.text, now.hash, page.source, page.extra)
     if not history:
         alerts = _alerts(rules, _subject("new", article, tags, now), article)
-        keys = line_keys(page.text) if page.source == "page" else frozenset()
+        keys = line_keys(f"{page.text}\n{page.extra}") if page.source == "page" else frozenset()
         return Judgement("new", new_version, alerts, learn_keys=keys)
     current = _current(history, article.current_version)
-    before = _comparable(current.title, current.text, furniture)
+    before = _of_version(current, furniture)
     if current.source == page.source and len(now.body) < COLLAPSE_RATIO * len(before.body):
         share = len(now.body) / max(len(before.body), 1)
         return Judgement(
@@ -92,16 +103,18 @@ def judge(
     if now.hash == before.hash:
         return Judgement("unchanged")
     for old in reversed(history):
-        if (
-            old.number != current.number
-            and now.hash == _comparable(old.title, old.text, furniture).hash
-        ):
-            return Judgement("seen_again", seen_again=old.number)
-    return Judgement(
-        "changed",
-        new_version,
-        _change_alerts(page, current, before, now, article, rules, tags, furniture),
-    )
+        if old.number != current.number and now.hash == _of_version(old, furniture).hash:
+            flips = article.flips + 1
+            if flips > 2:  # a flip-flop already said: quiet until a text not seen before
+                return Judgement("seen_again", seen_again=old.number)
+            extra_class = "revert" if flips == 1 else "flip-flop"
+            alerts = _change_alerts(page, current, before, now, article, rules, tags, extra_class)
+            return Judgement("seen_again", seen_again=old.number, alerts=alerts)
+    alerts = _change_alerts(page, current, before, now, article, rules, tags)
+    classes = tuple(alerts[0].detail.get("classes", ())) if alerts else ()
+    if not classes and current.source == page.source:
+        classes = classify(compute_change(before.title, before.body, now.title, now.body))
+    return Judgement("changed", replace(new_version, classes=classes), alerts)
 
 
 def _current(history: Sequence[VersionRecord], number: int | None) -> VersionRecord:
@@ -117,19 +130,26 @@ def _change_alerts(
     article: ArticleState,
     rules: Sequence[Rule],
     tags: frozenset[str],
-    furniture: Collection[str],
+    extra_class: str | None = None,
 ) -> tuple[NewAlert, ...]:
-    if current.source == "feed" and page.source == "page":
+    if current.source == "feed" and page.source == "page" and extra_class is None:
         # The full text replaced the feed's summary: that is not an edit. Rules for new
         # articles get their chance on the full text, unless the summary already matched.
         matched_before = {m.rule for m in evaluate(rules, _subject("new", article, tags, before))}
         subject = _subject("new", article, tags, now)
         return tuple(a for a in _alerts(rules, subject, article) if a.rule not in matched_before)
     change = compute_change(before.title, before.body, now.title, now.body)
-    alerts = _alerts(rules, _subject("changed", article, tags, now, change), article)
+    classes = classify(change)
+    if extra_class == "flip-flop":
+        classes = ("flip-flop",)
+    elif extra_class is not None:
+        classes = (extra_class, *classes)
+    subject = _subject("changed", article, tags, now, change, classes)
+    alerts = _alerts(rules, subject, article)
     # Messages say which version this edit follows and when that one was fetched.
     previous = {"version": current.number, "fetched_at": current.fetched_at.isoformat()}
-    return tuple(replace(a, detail={**a.detail, "previous": previous}) for a in alerts)
+    detail = {"previous": previous, "classes": list(classes)}
+    return tuple(replace(a, detail={**a.detail, **detail}) for a in alerts)
 
 
 def _subject(
@@ -138,8 +158,10 @@ def _subject(
     tags: frozenset[str],
     content: _Comparable,
     change: Change | None = None,
+    classes: tuple[str, ...] = (),
 ) -> Subject:
-    return Subject(event, article.feeds, tags, document(content.title, content.body), change)
+    text = document(content.title, content.body)
+    return Subject(event, article.feeds, tags, text, change, classes)
 
 
 def _alerts(rules: Sequence[Rule], subject: Subject, article: ArticleState) -> tuple[NewAlert, ...]:

@@ -225,3 +225,14 @@ def content_hash(title: str, comparable: str) -> str:
     # Length-prefixed, so that no split of the same characters between title and body collides.
     payload = f"{len(head)}:{head}\n{comparable}"
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def compared_text(text: str, extra: str = "", site_furniture: Collection[str] = ()) -> str:
+    """What versions are hashed and diffed on: the body's comparable text, then the comparable
+    lines of ``extra`` (paragraphs of the article the extractor dropped) the body lacks."""
+    main = comparable_text(text, site_furniture)
+    if not extra:
+        return main
+    have = set(main.split("\n"))
+    more = [line for line in comparable_text(extra, site_furniture).split("\n") if line not in have]
+    return "\n".join([main, *more]) if main else "\n".join(more)

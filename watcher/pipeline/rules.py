@@ -8,6 +8,7 @@ documentation that ``watcher rules`` prints.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -25,6 +26,7 @@ class Subject:
     tags: frozenset[str]
     document: str  # title + body of the version being judged
     change: Change | None = None
+    classes: tuple[str, ...] = ()  # of the change (watcher.pipeline.classes)
 
 
 @dataclass(frozen=True)
@@ -96,11 +98,14 @@ class _TextCondition(Condition, kind="_text"):
         found: list[str] = []
         reasons: list[str] = []
         for label, pattern in self.patterns:
-            where = _where_found(pattern, subject)
+            where = self.where_found(pattern, subject)
             if where:
                 found.append(label)
                 reasons.append(f"{label!r} {where}")
         return Verdict(tuple(found), "; ".join(reasons)) if found else None
+
+    def where_found(self, pattern: re.Pattern[str], subject: Subject) -> str:
+        return _where_found(pattern, subject)
 
 
 class Keywords(_TextCondition, kind="keywords"):
@@ -108,8 +113,10 @@ class Keywords(_TextCondition, kind="keywords"):
     of a compound match each other: "cease-fire", "cease fire" and "ceasefire" are one keyword
     (a one-word keyword splits at a space only into parts of 4+ letters, so write "air strike"
     to match "airstrike", "air-strike" and "air strike"). For `new`, a keyword must be in the
-    headline or the text. For `changed`, it must be in text that was added or removed, not
-    merely present before and after."""
+    headline or the text. For `changed` (a revert included), the keyword must appear where it
+    was not or leave: its number of occurrences in the article, headline included, went up
+    or down. An edit to a sentence that keeps its keyword ("Cease-fire talks" to "Marenne
+    cease-fire talks") is a change, but not a keyword event."""
 
     @classmethod
     def from_rule(cls, rule: RuleConfig) -> Keywords | None:
@@ -119,14 +126,25 @@ class Keywords(_TextCondition, kind="keywords"):
 
 
 class Regex(_TextCondition, kind="regex"):
-    """`regex: PATTERN` — a Python regular expression, searched like keywords (anywhere for
-    `new`, in added or removed text for `changed`). Case-sensitive unless it starts with (?i)."""
+    """`regex: PATTERN` — a Python regular expression: for `new`, found anywhere; for
+    `changed`, what it matches in the article (headline included) is not what it matched
+    before: a match appeared, left, or reads differently ("12 civilians killed" to "15
+    civilians killed"). Case-sensitive unless it starts with (?i)."""
 
     @classmethod
     def from_rule(cls, rule: RuleConfig) -> Regex | None:
         if rule.regex is None:
             return None
         return cls([(rule.regex, re.compile(rule.regex))])
+
+    def where_found(self, pattern: re.Pattern[str], subject: Subject) -> str:
+        change = subject.change
+        if change is None:
+            return _where_found(pattern, subject)
+        before = Counter(m.group() for m in pattern.finditer(change.old_document))
+        after = Counter(m.group() for m in pattern.finditer(change.new_document))
+        added, removed = after - before, before - after
+        return " and ".join(w for w, hit in (("added", added), ("removed", removed)) if hit)
 
 
 class MinChange(Condition, kind="min_change"):
@@ -180,19 +198,35 @@ def _where_found(pattern: re.Pattern[str], subject: Subject) -> str:
     change = subject.change
     if change is None:
         return "in the article" if pattern.search(subject.document) else ""
-    added = _overlaps(pattern, change.new_document, change.inserted_spans)
-    removed = _overlaps(pattern, change.old_document, change.deleted_spans)
-    return " and ".join(w for w, hit in (("added", added), ("removed", removed)) if hit)
+    before = len(pattern.findall(change.old_document))
+    after = len(pattern.findall(change.new_document))
+    if after > before:
+        return f"added ({before} → {after} in the article)"
+    if after < before:
+        return f"removed ({before} → {after} in the article)"
+    return ""
 
 
-def _overlaps(pattern: re.Pattern[str], document: str, spans: Sequence[tuple[int, int]]) -> bool:
-    """True when a match of ``pattern`` touches a changed span (so edits inside a phrase count)."""
-    if not spans:
-        return False
-    for found in pattern.finditer(document):
-        if any(start < found.end() and found.start() < end for start, end in spans):
-            return True
-    return False
+class Classes(Condition, kind="classes"):
+    """`classes: [class, ...]` — a `changed` event must be of one of these kinds: `typo` (only
+    small in-word edits), `wording`, `substance` (a number, quote or name changed, a sentence
+    or paragraph added or removed), `headline`, `correction` (a correction or editor's note
+    added), `revert` (the page went back to a text it showed before), `flip-flop` (it keeps
+    alternating between texts it has shown: said once, then quiet until a new text). A change
+    may be of several kinds (a headline and substance). Does not apply to `new`."""
+
+    def __init__(self, classes: frozenset[str]) -> None:
+        self.classes = classes
+
+    @classmethod
+    def from_rule(cls, rule: RuleConfig) -> Classes | None:
+        return cls(frozenset(rule.classes)) if rule.classes else None
+
+    def test(self, subject: Subject) -> Verdict | None:
+        if subject.change is None:
+            return Verdict()
+        hit = [name for name in subject.classes if name in self.classes]
+        return Verdict(reason=f"a {'/'.join(hit)} edit") if hit else None
 
 
 @dataclass(frozen=True)

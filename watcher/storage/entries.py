@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
 
 from watcher.records import EntriesTaken, FeedEntry
 from watcher.storage.schema import ArticleFeedRow, ArticleRow
@@ -28,7 +28,15 @@ _UPDATE_ENTRY = (
     update(_ARTICLE)
     .where(_ARTICLE.c.id == bindparam("article_id"))
     .values(
-        entry_title=bindparam("title"), entry_content=bindparam("content"), link=bindparam("link")
+        entry_title=bindparam("title"),
+        entry_content=bindparam("content"),
+        link=bindparam("link"),
+        # The feed says the story changed: look now, not when the schedule next comes due
+        # (the pass that polled the feed checks due articles next). Retired ones stay so.
+        next_check_at=case(
+            (and_(_ARTICLE.c.status == "tracking", bindparam("retitled")), bindparam("now")),
+            else_=_ARTICLE.c.next_check_at,
+        ),
     )
 )
 # Entries per transaction: a chunk holds SQLite's write lock for tens of milliseconds, so the
@@ -57,11 +65,15 @@ class _Article:
     id: int | None = None
     host: str = ""  # only for a created one: stored articles keep theirs
     changed: bool = False
+    retitled: bool = False  # the headline changed: check it now
 
     def take(self, entry: FeedEntry) -> None:
         # A story whose slug changed keeps its identity (guid) but is fetched at its new link.
         link = entry.link or self.link
         if (entry.title, entry.content_html, link) != (self.title, self.content, self.link):
+            # Only the headline: an article in two feeds gets a different summary from each,
+            # and that flip would make it due on every poll.
+            self.retitled = self.retitled or (entry.title != self.title and self.id is not None)
             self.title, self.content, self.link = entry.title, entry.content_html, link
             self.changed = True
 
@@ -155,7 +167,7 @@ def take_chunk(
             article = chunk.create(entry)
         chunk.touch(article, entry)
     _insert_created(connection, chunk.created, now)
-    _update_changed(connection, [a for a in chunk.touched.values() if a.id and a.changed])
+    _update_changed(connection, [a for a in chunk.touched.values() if a.id and a.changed], now)
     _link_to_feed(connection, feed_id, [a.id for a in chunk.touched.values() if a.id], now)
     return EntriesTaken(len(chunk.created), deferred)
 
@@ -186,12 +198,19 @@ def _insert_created(connection: Connection, created: list[_Article], now: dateti
         by_url[url].id = article_id
 
 
-def _update_changed(connection: Connection, changed: list[_Article]) -> None:
+def _update_changed(connection: Connection, changed: list[_Article], now: datetime) -> None:
     if changed:
         connection.execute(
             _UPDATE_ENTRY,
             [
-                {"article_id": a.id, "title": a.title, "content": a.content, "link": a.link}
+                {
+                    "article_id": a.id,
+                    "title": a.title,
+                    "content": a.content,
+                    "link": a.link,
+                    "now": now,
+                    "retitled": a.retitled,
+                }
                 for a in changed
             ],
         )

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, MetaData, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import SQLModel
@@ -61,15 +61,35 @@ def _alert_columns_nullable(connection: Connection) -> None:
         for column in ("article_id", "version_id"):
             connection.execute(text(f"ALTER TABLE alert ALTER COLUMN {column} DROP NOT NULL"))
         return
+    _rebuild_alert_table(connection)
+
+
+def _rebuild_alert_table(connection: Connection) -> None:
+    """SQLite cannot alter a column or a constraint: the alert table is made again as the
+    schema has it now and the rows copied (columns it did not have take their defaults).
+
+    SQLite's own recipe: build the new table under another name, copy, drop the old one,
+    rename. Renaming the *old* table instead would rewrite the delivery table's reference to
+    follow it (foreign keys are on), and the reference would die with it. The foreign-key
+    check waits for the commit, when every delivery's alert exists again.
+    """
     alert = schema.AlertRow.__table__  # type: ignore[attr-defined]
     old_indexes = [index["name"] for index in inspect(connection).get_indexes("alert")]
-    connection.execute(text("ALTER TABLE alert RENAME TO alert_v1"))
-    for name in old_indexes:  # they moved with the table, and their names are needed again
+    old_columns = {column["name"] for column in inspect(connection).get_columns("alert")}
+    connection.execute(text("PRAGMA defer_foreign_keys = ON"))
+    for name in old_indexes:  # their names are needed again
         connection.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
-    alert.create(connection)
-    columns = ", ".join(column.name for column in alert.columns)
-    connection.execute(text(f"INSERT INTO alert ({columns}) SELECT {columns} FROM alert_v1"))
-    connection.execute(text("DROP TABLE alert_v1"))
+    # A scratch MetaData, with the tables its foreign keys name: the schema's own must not
+    # gain an "alert_new" that create_all would make in every new database.
+    scratch = MetaData()
+    for referred in (schema.ArticleRow, schema.VersionRow):
+        referred.__table__.to_metadata(scratch)  # type: ignore[union-attr]
+    rebuilt = alert.to_metadata(scratch, name="alert_new")
+    rebuilt.create(connection)
+    columns = ", ".join(column.name for column in alert.columns if column.name in old_columns)
+    connection.execute(text(f"INSERT INTO alert_new ({columns}) SELECT {columns} FROM alert"))
+    connection.execute(text("DROP TABLE alert"))
+    connection.execute(text("ALTER TABLE alert_new RENAME TO alert"))
 
 
 def _add_body_digest(connection: Connection) -> None:
@@ -99,12 +119,38 @@ def _add_alert_list_indexes(connection: Connection) -> None:
             index.create(connection, checkfirst=True)  # migration 2 may have made it
 
 
+def _add_edit_tracking(connection: Connection) -> None:
+    """6: what the extractor dropped (``version.extra``), edit classes (``version.classes``),
+    reverts (``article.previous_version``, ``article.flips``, ``alert.occurrence`` in the
+    alert's unique key, so a version gone back to raises its own alert)."""
+    columns = (
+        ("version", "extra TEXT NOT NULL DEFAULT ''"),
+        ("version", "classes VARCHAR NOT NULL DEFAULT ''"),
+        ("article", "previous_version INTEGER"),
+        ("article", "flips INTEGER NOT NULL DEFAULT 0"),
+    )
+    for table, column in columns:
+        connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    if connection.dialect.name == "sqlite":
+        _rebuild_alert_table(connection)
+        return
+    connection.execute(text("ALTER TABLE alert ADD COLUMN occurrence INTEGER NOT NULL DEFAULT 0"))
+    connection.execute(text("ALTER TABLE alert DROP CONSTRAINT uq_alert_rule_version"))
+    connection.execute(
+        text(
+            "ALTER TABLE alert ADD CONSTRAINT uq_alert_occurrence "
+            "UNIQUE (rule, version_id, occurrence)"
+        )
+    )
+
+
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
 MIGRATIONS: list[Migration] = [
     _add_outbox,
     _add_body_digest,
     _add_warc_columns,
     _add_alert_list_indexes,
+    _add_edit_tracking,
 ]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]

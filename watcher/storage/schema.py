@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator,
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -85,6 +85,10 @@ class ArticleRow(SQLModel, table=True):
     etag: str | None = None
     last_modified: str | None = None
     current_version: int | None = None  # the version number the page shows now
+    # The version the page showed before the current one (what a revert is diffed from).
+    previous_version: int | None = None
+    # Checks in a row that went back to a text shown before: 1 is a revert, 2 a flip-flop.
+    flips: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ArticleFeedRow(SQLModel, table=True):
@@ -120,12 +124,16 @@ class VersionRow(SQLModel, table=True):
     warc_file: str | None = Field(default=None, index=True)
     warc_offset: int | None = Field(default=None, sa_type=BigInteger)
     warc_length: int | None = Field(default=None, sa_type=BigInteger)
+    # Paragraphs of the article's region the extractor dropped: compared, not shown.
+    extra: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # What kind of change made this version, space separated (see watcher.pipeline.classes).
+    classes: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class AlertRow(SQLModel, table=True):
     __tablename__ = "alert"
     __table_args__ = (
-        UniqueConstraint("rule", "version_id", name="uq_alert_rule_version"),
+        UniqueConstraint("rule", "version_id", "occurrence", name="uq_alert_occurrence"),
         Index("ix_alert_created", "created_at"),
         # The web view's lists of one rule's or one feed's alerts, newest first (migration 4).
         Index("ix_alert_rule", "rule", "id"),
@@ -142,6 +150,9 @@ class AlertRow(SQLModel, table=True):
     matched: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
     detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON excerpts
     created_at: datetime = Field(sa_type=UTCTimestamp)
+    # 0 for the alerts a new version raises; for a revert to an earlier version, the check
+    # that saw it (a version may be gone back to more than once, each time news).
+    occurrence: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # new: not yet routed to notifiers; routed: one delivery row per notifier exists.
     delivery_state: str = Field(default="new", index=True)
     delivered_at: datetime | None = _when()  # when the last of its deliveries was sent

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, or_, update
+from sqlalchemy import Connection, bindparam, case, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -24,6 +24,7 @@ from watcher.records import (
     ArticleState,
     CheckRecord,
     DigestSet,
+    NewAlert,
     VersionRecord,
     from_row,
 )
@@ -66,6 +67,7 @@ _FEED_NAMES = (
     .where(_ARTICLE_FEED.c.article_id == bindparam("id"))
     .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
 )
+
 
 class Store(FeedQueries, AlertQueries, FurnitureQueries, ArticleListing, BrowseQueries):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
@@ -345,13 +347,68 @@ def _update_article(
         values.update(etag=check.etag, last_modified=check.last_modified)
     if current is not None:
         values["current_version"] = current
+        # The old values on both backends: the version live before, kept for diffs.
+        values["previous_version"] = case(
+            (_ARTICLE.c.current_version != current, _ARTICLE.c.current_version),
+            else_=_ARTICLE.c.previous_version,
+        )
+        values["flips"] = _ARTICLE.c.flips + 1 if check.seen_again is not None else 0
     if check.seen_again is not None:
         connection.execute(
             update(_VERSION)
             .where(_VERSION.c.article_id == article_id, _VERSION.c.number == check.seen_again)
             .values(times_seen=_VERSION.c.times_seen + 1, last_seen_at=check.checked_at)
         )
+        if check.revert_alerts:
+            _insert_revert_alerts(connection, article_id, check)
     connection.execute(update(_ARTICLE).where(_ARTICLE.c.id == article_id).values(**values))
+
+
+def _insert_revert_alerts(connection: Connection, article_id: int, check: CheckRecord) -> None:
+    """A revert's alerts belong to the version gone back to, keyed by the check that saw it
+    (its number among the article's checks): a rerun of the same check cannot add them twice,
+    a later revert to the same version raises its own."""
+    version_id = connection.execute(
+        select(_VERSION.c.id).where(
+            _VERSION.c.article_id == article_id, _VERSION.c.number == check.seen_again
+        )
+    ).scalar_one()
+    checks = connection.execute(
+        select(_ARTICLE.c.checks).where(_ARTICLE.c.id == article_id)
+    ).scalar_one()
+    _insert_alerts(
+        connection, article_id, version_id, check.revert_alerts, check.checked_at, checks + 1
+    )
+
+
+def _insert_alerts(
+    connection: Connection,
+    article_id: int,
+    version_id: int,
+    alerts: tuple[NewAlert, ...],
+    created_at: datetime,
+    occurrence: int = 0,
+) -> None:
+    if not alerts:
+        return
+    connection.execute(
+        _ALERT.insert(),
+        [
+            {
+                "rule": alert.rule,
+                "event": alert.event,
+                "article_id": article_id,
+                "version_id": version_id,
+                "feed": alert.feed,
+                "matched": json.dumps(list(alert.matched)),
+                "detail": json.dumps(alert.detail),
+                "created_at": created_at,
+                "occurrence": occurrence,
+                "delivery_state": "new",
+            }
+            for alert in alerts
+        ],
+    )
 
 
 def _insert_version(connection: Connection, article_id: int, check: CheckRecord) -> VersionRecord:
@@ -367,6 +424,8 @@ def _insert_version(connection: Connection, article_id: int, check: CheckRecord)
         "text": check.version.text,
         "content_hash": check.version.content_hash,
         "source": check.version.source,
+        "extra": check.version.extra,
+        "classes": " ".join(check.version.classes),
         "fetched_at": check.checked_at,
         "last_seen_at": check.checked_at,
         "times_seen": 1,
@@ -377,24 +436,7 @@ def _insert_version(connection: Connection, article_id: int, check: CheckRecord)
     inserted = connection.execute(_VERSION.insert().values(row)).inserted_primary_key
     assert inserted is not None
     version_id = inserted[0]
-    if check.alerts:
-        connection.execute(
-            _ALERT.insert(),
-            [
-                {
-                    "rule": alert.rule,
-                    "event": alert.event,
-                    "article_id": article_id,
-                    "version_id": version_id,
-                    "feed": alert.feed,
-                    "matched": json.dumps(list(alert.matched)),
-                    "detail": json.dumps(alert.detail),
-                    "created_at": check.checked_at,
-                    "delivery_state": "new",
-                }
-                for alert in check.alerts
-            ],
-        )
+    _insert_alerts(connection, article_id, version_id, check.alerts, check.checked_at)
     return _version_record({**row, "id": version_id})
 
 

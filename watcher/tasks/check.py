@@ -23,7 +23,7 @@ from watcher.pipeline.headers import Validators
 from watcher.pipeline.judge import Judgement, Page, judge
 from watcher.pipeline.netguard import Refused, url_guard
 from watcher.pipeline.urls import userinfo_allowed
-from watcher.records import ArticleState, CheckRecord, RawExchange, WarcRef
+from watcher.records import ArticleState, CheckRecord, RawExchange, VersionRecord, WarcRef
 from watcher.tasks.context import Context
 from watcher.tasks.outcomes import CheckOutcome, error_text
 
@@ -68,7 +68,7 @@ async def _check_article(ctx: Context, article_id: int) -> CheckOutcome:
     furniture = ctx.store.site_furniture(article.host)
     verdict = judge(page, history, article, furniture, ctx.rules, _tags(ctx.config, article.feeds))
     if stored:
-        verdict = _older_duplicate(ctx, article_id, verdict)
+        verdict = _older_duplicate(ctx, page, history, article, verdict)
     outcome = _record(ctx, article, page, verdict, now, next_check)
     stored_text = outcome.status in ("new", "changed")
     return replace(outcome, fallback=fallback) if fallback and stored_text else outcome
@@ -116,10 +116,11 @@ def _record(
         etag=page.etag,
         last_modified=page.last_modified,
         version=verdict.version,
-        alerts=verdict.alerts,
+        alerts=verdict.alerts if verdict.version is not None else (),
         seen_again=verdict.seen_again,
         # On disk (fsynced) before the version that names it is committed.
         warc=_archive_verdict(ctx, page, verdict, now),
+        revert_alerts=verdict.alerts if verdict.seen_again is not None else (),
     )
     stored = ctx.store.record_check(article.id, record)
     status = verdict.status if stored is not None or verdict.version is None else "unchanged"
@@ -134,20 +135,29 @@ def _record(
         url,
         status,
         version=stored.number if stored else verdict.seen_again,
-        alerts=len(verdict.alerts) if stored else 0,
+        alerts=len(verdict.alerts) if stored or verdict.seen_again is not None else 0,
         error=verdict.error,
         retired=next_check is None,
     )
 
 
-def _older_duplicate(ctx: Context, article_id: int, verdict: Judgement) -> Judgement:
-    """Content equal to a version older than the recent window is a revert too."""
+def _older_duplicate(
+    ctx: Context,
+    page: Page,
+    history: list[VersionRecord],
+    article: ArticleState,
+    verdict: Judgement,
+) -> Judgement:
+    """Content equal to a version older than the recent window is a revert too: judged
+    again with that version in the history."""
     if verdict.version is None:
         return verdict
-    older = ctx.store.version_by_hash(article_id, verdict.version.content_hash)
+    older = ctx.store.version_by_hash(article.id, verdict.version.content_hash)
     if older is None:
         return verdict
-    return Judgement(status="seen_again", seen_again=older.number)
+    furniture = ctx.store.site_furniture(article.host)
+    tags = _tags(ctx.config, article.feeds)
+    return judge(page, [older, *history], article, furniture, ctx.rules, tags)
 
 
 async def obtain_page(
@@ -201,6 +211,7 @@ async def _page_from_web(
     return Page(
         title=extracted.title or article.entry_title,
         text=extracted.text,
+        extra=extracted.extra,
         source="page",
         etag=result.etag,
         last_modified=result.last_modified,
