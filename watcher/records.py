@@ -252,3 +252,18 @@ class FeedEntry:
     title: str
     content_html: str
     published: datetime | None
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A ``watcher worker`` as ``watcher status`` shows it."""
+
+    id: str
+    host: str
+    pid: int
+    concurrency: int
+    started_at: datetime
+    last_seen: datetime
+    processed: int
+    failed: int
+    stopped_at: datetime | None

@@ -3,7 +3,7 @@ commands added (each adds its own when imported)."""
 
 from __future__ import annotations
 
-from watcher.cli import configuring, demo, reading, running
+from watcher.cli import configuring, demo, reading, running, worker
 from watcher.cli.app import main
 
-__all__ = ["configuring", "demo", "main", "reading", "running"]
+__all__ = ["configuring", "demo", "main", "reading", "running", "worker"]
