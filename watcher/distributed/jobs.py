@@ -54,9 +54,10 @@ DISPATCH_FOR_SECONDS = 30.0
 
 def register_jobs(app: procrastinate.App) -> None:
     """Declare watcher's jobs on ``app`` (periodic ones with their cron)."""
-    every_5s = "*/5 * * * * *"
+    # Procrastinate's cron takes the seconds as a sixth field, at the end.
+    every_5s = "* * * * * */5"
     _periodic(app, SCHEDULE, every_5s, _schedule)
-    _periodic(app, DISPATCH, "*/10 * * * * *", _dispatch)
+    _periodic(app, DISPATCH, "* * * * * */10", _dispatch)
     _periodic(app, HEALTH, "* * * * *", _health)
     _periodic(app, PRUNE, "17 4 * * *", _prune)
     # No job lock: a recover job held by a dead worker would block every other one, and
