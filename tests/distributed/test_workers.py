@@ -111,7 +111,10 @@ class Desk:
     def start(self, stack: ExitStack) -> subprocess.Popen[bytes]:
         self.started += 1
         log = self.logs / f"worker-{self.started}.log"
-        return stack.enter_context(running(self.config, "worker", log))
+        process = stack.enter_context(running(self.config, "worker", log))
+        # Up: its signal handlers are in place (before that a SIGTERM kills it outright).
+        wait_for(lambda: ": started (concurrency" in log.read_text(), 30, "a worker to start")
+        return process
 
     def edit(self, slug: str, rng: random.Random) -> None:
         paragraph = edit_paragraph(rng)
@@ -142,7 +145,7 @@ class Desk:
                     "(SELECT count(*) FROM delivery WHERE state != 'sent')"
                 )
             ).scalar()
-        for slug, story in self.room.stories.items():
+        for story in self.room.stories.values():
             served = latest.get(self.room.url(story.path()))
             if served is None or story.paragraphs[-1] not in served:
                 return False
