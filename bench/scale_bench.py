@@ -63,7 +63,7 @@ database: "{url}"
 queue: {{kind: procrastinate, stalled_after: 10s}}
 allow_private_networks: true
 defaults: {{interval: 1h, recheck: [{{until: 1d, every: 1s}}]}}
-fetch: {{per_host: 64, concurrency: 64}}
+fetch: {{per_host: 32, concurrency: 32}}
 feeds:
   - {{name: rss, url: "{room.url("/rss.xml")}"}}
 """
@@ -123,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--stories", type=int, default=60)
+    parser.add_argument("--stories", type=int, default=300)
     args = parser.parse_args()
     scratch = Path(os.environ.get("TMPDIR", "/tmp"))
     print(f"{os.cpu_count()} cores; {args.stories} articles re-checked every second")
