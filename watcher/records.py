@@ -346,3 +346,18 @@ class ChangeRef:
     title: str
     url: str
     fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A ``watcher worker`` as ``watcher status`` shows it."""
+
+    id: str
+    host: str
+    pid: int
+    concurrency: int
+    started_at: datetime
+    last_seen: datetime
+    processed: int
+    failed: int
+    stopped_at: datetime | None

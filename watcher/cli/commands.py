@@ -13,6 +13,7 @@ from watcher.cli import (
     reading,
     running,
     web,
+    worker,
 )
 from watcher.cli.app import main
 
@@ -27,4 +28,5 @@ __all__ = [
     "reading",
     "running",
     "web",
+    "worker",
 ]

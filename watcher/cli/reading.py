@@ -392,20 +392,25 @@ def status(state: State, as_json: bool) -> None:
     Only reads (no lock), so it runs beside `watcher run`. Articles are counted per feed:
     one in two feeds counts in both."""
     from watcher.cli.output import to_json
+    from watcher.cli.worker import print_workers, workers_section
 
     config = state.config()
     with state.store() as store:
         states = {s.name: s for s in store.feed_states()}
         totals = store.feed_totals()
         backlog = store.outbox_backlog()
+        workers = workers_section(config, store)
     feeds = [
         feed_status(feed.name, states.get(feed.name), totals.get(feed.name, {}))
         for feed in config.feeds
     ]
     if as_json:
-        click.echo(to_json({"feeds": feeds, "outbox": backlog}, config.mask))
+        report: dict[str, Any] = {"feeds": feeds, "outbox": backlog, **(workers or {})}
+        click.echo(to_json(report, config.mask))
         return
     _print_status(feeds, backlog, config)
+    if workers is not None:
+        print_workers(workers)
 
 
 STATUS_COUNTS = ("tracking", "retired", "versions", "alerts")

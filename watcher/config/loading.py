@@ -153,6 +153,7 @@ def _check_references(config: Config, src: LocatedData) -> None:
     _check_names(src, ("delivery", "default"), config.delivery.default, notifier_names, "notifier")
     _check_names(src, ("health", "notify"), config.health.notify, notifier_names, "notifier")
     _check_web_secret(config, src)
+    _check_queue(config, src)
     for name, notifier in config.notifiers.items():
         if notifier.apprise_config and not config.relative_path(notifier.apprise_config).is_file():
             path = config.relative_path(notifier.apprise_config)
@@ -166,6 +167,20 @@ def _check_web_secret(config: Config, src: LocatedData) -> None:
     if auth is not None and auth.secret not in config.secrets:
         key = "token" if auth.token is not None else "password"
         raise src.error(("web", "auth", key), "must come from the environment: write ${VAR}")
+
+
+def _check_queue(config: Config, src: LocatedData) -> None:
+    """A Procrastinate queue lives in PostgreSQL: it needs a PostgreSQL `database`."""
+    if not config.queue.distributed:
+        return
+    database = config.database or ""
+    if not database.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        where = f"the database is {database}" if database else "no `database:` is set (SQLite)"
+        raise src.error(
+            ("queue",),
+            f"`procrastinate` needs a PostgreSQL database (database: postgresql://...); "
+            f"{where}",
+        )
 
 
 def _check_names(

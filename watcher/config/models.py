@@ -267,6 +267,12 @@ class RuleConfig(Model):
         return pattern
 
 
+def _at_least_3s(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=3):
+        raise ValueError("stalled_after must be at least 3s (heartbeats go every third of it)")
+    return value
+
+
 class MetricsSettings(Model):
     """``watcher run``'s HTTP endpoint: /metrics for Prometheus, /healthz for probes."""
 
@@ -353,8 +359,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+QUEUE_KINDS = ("embedded", "procrastinate")
+
+
+class QueueSettings(Model):
+    """Who runs the tasks: ``embedded`` (``watcher run``: one process, APScheduler) or
+    ``procrastinate`` (any number of ``watcher worker`` processes sharing a PostgreSQL
+    job queue; see :mod:`watcher.distributed`)."""
+
+    kind: Literal["embedded", "procrastinate"] = "embedded"
+    # A worker silent this long is dead: its jobs under way are handed to another worker.
+    # Heartbeats go every third of it.
+    stalled_after: Annotated[Duration, AfterValidator(_at_least_3s)] = timedelta(seconds=30)
+
+    @property
+    def distributed(self) -> bool:
+        return self.kind == "procrastinate"
+
+
+def _queue_shape(value: object) -> object:
+    """``queue: procrastinate`` is short for ``queue: {kind: procrastinate}``."""
+    if isinstance(value, str):
+        if value not in QUEUE_KINDS:
+            raise ValueError(f"unknown queue {value!r}: one of {', '.join(QUEUE_KINDS)}")
+        return {"kind": value}
+    return value
+
+
 class Config(Model):
     database: str | None = None
+    # Embedded (the default) or a Procrastinate queue on the PostgreSQL `database`.
+    queue: Annotated[QueueSettings, BeforeValidator(_queue_shape)] = Field(
+        default_factory=QueueSettings
+    )
     state_dir: str | None = None
     # How long a retired article (no longer re-checked) keeps its versions and alerts; the
     # daily prune deletes it after that. None: forever.

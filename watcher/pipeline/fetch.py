@@ -18,10 +18,11 @@ import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from types import MappingProxyType
+from typing import Protocol
 
 import httpx
 
@@ -116,12 +117,14 @@ class Fetcher:
         client: httpx.AsyncClient | None = None,
         *,
         check_url: URLCheck | None = None,
+        host_slots: HostLimiter | None = None,
     ) -> None:
         self.limits = limits or FetchLimits()
         self.check_url = check_url
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(follow_redirects=False)
-        self._hosts = HostSlots(self.limits.per_host)
+        # In-process by default; the queue's workers pass one shared through the database.
+        self._hosts: HostLimiter = host_slots or HostSlots(self.limits.per_host)
         # Per request, so an injected client gets our bounds too.
         self._timeout = httpx.Timeout(self.limits.read_timeout, connect=self.limits.connect_timeout)
 
@@ -255,6 +258,12 @@ class Fetcher:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+class HostLimiter(Protocol):
+    """What bounds the requests under way to one host (``fetch.per_host``)."""
+
+    def hold(self, host: str) -> AbstractAsyncContextManager[None]: ...
 
 
 class HostSlots:

@@ -21,6 +21,12 @@ and 2, with two "new" alerts).
   limit.
 
 Read-only commands (``alerts``, ``history``, ``diff``) take no lock.
+
+The queue's workers (``watcher worker``, PostgreSQL only) are many writers by design: they
+take the advisory lock *shared*, so any number of them run together while a ``watcher run``
+or ``watcher check`` (exclusive) is refused beside them, and they beside it. What made two
+writers unsafe is handled there instead: a job lock per article, and furniture read from the
+database on every check (see :mod:`watcher.distributed`). On SQLite the lock stays exclusive.
 """
 
 from __future__ import annotations
@@ -76,9 +82,10 @@ def holder_description(command: str) -> str:
 
 
 @contextmanager
-def instance_lock(url: str, command: str) -> Iterator[str]:
+def instance_lock(url: str, command: str, *, shared: bool = False) -> Iterator[str]:
     """Hold the writer's lock on the database at ``url`` for ``watcher <command>``; yields
-    where the lock lives.
+    where the lock lives. ``shared`` (the queue's workers) lets other shared holders in and
+    keeps exclusive ones out; it applies on PostgreSQL only.
 
     Raises :class:`InstanceLocked` when another process holds it, :class:`StoreError` when
     the lock cannot be taken at all (unwritable state directory, database unreachable).
@@ -90,19 +97,20 @@ def instance_lock(url: str, command: str) -> Iterator[str]:
         with _file_lock(lock_file, database_label(url), holder) as where:
             yield where
     elif make_url(engine_url(url)).get_backend_name() == "postgresql":
-        with _advisory_lock(url, holder) as where:
+        with _advisory_lock(url, holder, shared) as where:
             yield where
     else:  # in-memory SQLite: nobody else can open it anyway
         yield "no lock needed"
 
 
 @contextmanager
-def writer_store(url: str, command: str) -> Iterator[Store]:
-    """The store of a writing command (``run``, ``check``), opened under the writer's lock.
+def writer_store(url: str, command: str, *, shared: bool = False) -> Iterator[Store]:
+    """The store of a writing command (``run``, ``check``, ``worker`` with ``shared``),
+    opened under the writer's lock.
 
     The lock comes first: a refused second writer must not even migrate the schema.
     """
-    with instance_lock(url, command):
+    with instance_lock(url, command, shared=shared):
         store = Store.open(url, writer=True)
         try:
             yield store
@@ -161,13 +169,13 @@ def _write_holder(fd: int, path: Path, label: str, holder: str) -> None:
 
 
 @contextmanager
-def _advisory_lock(url: str, holder: str) -> Iterator[str]:
+def _advisory_lock(url: str, holder: str, shared: bool) -> Iterator[str]:
     label = database_label(url)
     engine = open_engine(url)
     try:
         connection = _connect(engine, label)
         try:
-            key = _take_advisory_lock(connection, label, holder)
+            key = _take_advisory_lock(connection, label, holder, shared)
             where = f"PostgreSQL advisory lock ({ADVISORY_SPACE}, {key})"
             log.debug("holding the %s", where)
             yield where
@@ -187,7 +195,7 @@ def _connect(engine: Engine, label: str) -> Connection:
         raise StoreError(short_reason(exc), database=label) from None
 
 
-def _take_advisory_lock(connection: Connection, label: str, holder: str) -> int:
+def _take_advisory_lock(connection: Connection, label: str, holder: str, shared: bool) -> int:
     try:
         schema = str(connection.execute(text("SELECT current_schema()")).scalar() or "")
         key = zlib.crc32(schema.encode()) & 0x7FFFFFFF
@@ -196,8 +204,9 @@ def _take_advisory_lock(connection: Connection, label: str, holder: str) -> int:
             text("SELECT set_config('application_name', :name, false)"),
             {"name": holder[:63]},  # PostgreSQL's limit; the pid comes early
         )
+        function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
         taken = connection.execute(
-            text("SELECT pg_try_advisory_lock(CAST(:space AS integer), CAST(:key AS integer))"),
+            text(f"SELECT {function}(CAST(:space AS integer), CAST(:key AS integer))"),
             {"space": ADVISORY_SPACE, "key": key},
         ).scalar()
         if not taken:
@@ -215,6 +224,7 @@ def _advisory_holder(connection: Connection, key: int) -> str:
             "SELECT a.application_name, a.client_addr, l.pid FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.pid <> pg_backend_pid() "
             "AND l.classid = CAST(:space AS oid) AND l.objid = CAST(:key AS oid) "
             "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ),

@@ -31,6 +31,7 @@ class FurnitureQueries:
 
     # Per host: when it was loaded, and the learned line digests.
     _furniture: dict[str, tuple[float, DigestSet]]
+    furniture_cache_seconds: float
 
     def _session(self) -> AbstractContextManager[Session]:
         raise NotImplementedError
@@ -39,11 +40,15 @@ class FurnitureQueries:
         raise NotImplementedError
 
     def site_furniture(self, host: str) -> DigestSet:
-        """The learned furniture of a host, cached for FURNITURE_CACHE_SECONDS (another process
-        may learn too); staleness is harmless because every comparison re-judges both texts
-        with the same set."""
+        """The learned furniture of a host, cached for ``furniture_cache_seconds``.
+
+        With one writer (the embedded daemon) the cache is exact: this process is the only one
+        learning, and learning updates it. With several workers another process may learn a
+        line this one has not seen yet, and a page judged here with the older set would count
+        that line as text: an edit the other workers would not see. So workers keep nothing
+        (``furniture_cache_seconds = 0``): every check reads what all of them learned."""
         cached = self._furniture.get(host)
-        if cached is not None and time.monotonic() - cached[0] < FURNITURE_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < self.furniture_cache_seconds:
             return cached[1]
         learned = self._load_furniture(host)
         self._furniture[host] = (time.monotonic(), learned)

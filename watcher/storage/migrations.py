@@ -144,6 +144,45 @@ def _add_edit_tracking(connection: Connection) -> None:
     )
 
 
+def _add_queue_tables(connection: Connection) -> None:
+    """7: the scale-out mode's tables: ``worker`` (who runs, what each has done) and
+    ``host_slot`` (per-host politeness across workers); on PostgreSQL also Procrastinate's own
+    schema (its jobs, locks and periodic defers), see :func:`apply_queue_schema`."""
+    SQLModel.metadata.create_all(
+        connection,
+        tables=[
+            schema.WorkerRow.__table__,  # type: ignore[attr-defined]
+            schema.HostSlotRow.__table__,  # type: ignore[attr-defined]
+        ],
+    )
+    apply_queue_schema(connection)
+
+
+def apply_queue_schema(connection: Connection) -> bool:
+    """Create Procrastinate's schema in the current schema (``search_path``) of a PostgreSQL
+    database unless it is there; returns whether it is there now.
+
+    PostgreSQL only (the queue needs it; SQLite databases never get it), and only when
+    Procrastinate is installed (the ``distributed`` extra): an installation that adds it
+    later gets the schema from ``watcher worker``, which calls this again."""
+    if connection.dialect.name != "postgresql":
+        return False
+    if connection.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar():
+        return True
+    try:
+        from procrastinate.schema import SchemaManager
+    except ImportError:
+        log.info("Procrastinate is not installed: its queue schema is left for `watcher worker`")
+        return False
+    # The raw driver: the schema is many statements, and its text holds `%` signs that a
+    # parameter-substituting layer would mangle.
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(SchemaManager.get_schema())
+    log.info("created Procrastinate's queue schema")
+    return True
+
+
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
 MIGRATIONS: list[Migration] = [
     _add_outbox,
@@ -151,6 +190,7 @@ MIGRATIONS: list[Migration] = [
     _add_warc_columns,
     _add_alert_list_indexes,
     _add_edit_tracking,
+    _add_queue_tables,
 ]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]
@@ -190,6 +230,7 @@ def _migrate(engine: Engine) -> None:
         found = current_version(connection)
         if found is None:
             SQLModel.metadata.create_all(connection)
+            apply_queue_schema(connection)
             connection.execute(_meta.insert().values(key="schema_version", value=str(target)))
             log.info("created database schema version %d", target)
             return

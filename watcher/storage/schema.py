@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator,
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -215,6 +215,35 @@ class SiteLineRow(SQLModel, table=True):
     host: str = Field(primary_key=True)
     key_digest: str = Field(primary_key=True)
     articles: int = 0
+
+
+class WorkerRow(SQLModel, table=True):
+    """A ``watcher worker`` process (queue mode): who it is, and what it has done so far."""
+
+    __tablename__ = "worker"
+
+    id: str = Field(primary_key=True)  # host:pid:random, unique per start
+    host: str
+    pid: int
+    concurrency: int
+    started_at: datetime = Field(sa_type=UTCTimestamp)
+    last_seen: datetime = Field(sa_type=UTCTimestamp, index=True)
+    processed: int = 0  # jobs finished (any outcome)
+    failed: int = 0  # jobs that raised (a database outage, a bug)
+    stopped_at: datetime | None = _when()
+
+
+class HostSlotRow(SQLModel, table=True):
+    """One of a host's ``fetch.per_host`` request slots, taken by a worker (queue mode): the
+    politeness limit holds across every worker. A slot whose holder died frees itself when
+    ``expires_at`` passes."""
+
+    __tablename__ = "host_slot"
+
+    host: str = Field(primary_key=True)
+    slot: int = Field(primary_key=True)
+    holder: str
+    expires_at: datetime = Field(sa_type=UTCTimestamp)
 
 
 class MetaRow(SQLModel, table=True):

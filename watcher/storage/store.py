@@ -39,7 +39,7 @@ from watcher.storage.engine import (
     short_reason,
 )
 from watcher.storage.feeds import FeedQueries
-from watcher.storage.furniture import FurnitureQueries
+from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries
 from watcher.storage.listing import ArticleListing
 from watcher.storage.migrations import migrate, require_schema
 from watcher.storage.schema import (
@@ -51,6 +51,7 @@ from watcher.storage.schema import (
     SentMessageRow,
     VersionRow,
 )
+from watcher.storage.workers import WorkerQueries
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,18 @@ _FEED_NAMES = (
 )
 
 
-class Store(FeedQueries, AlertQueries, FurnitureQueries, ArticleListing, BrowseQueries):
+class Store(
+    FeedQueries, AlertQueries, FurnitureQueries, ArticleListing, BrowseQueries, WorkerQueries
+):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, engine: Engine, label: str) -> None:
         self.engine = engine
         self.label = label
         self._furniture: dict[str, tuple[float, DigestSet]] = {}
+        # How long learned furniture is kept in this process (see site_furniture): 0 where
+        # several processes check pages of one host (the queue's workers).
+        self.furniture_cache_seconds = FURNITURE_CACHE_SECONDS
 
     @classmethod
     def open(

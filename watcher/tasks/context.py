@@ -15,7 +15,7 @@ from watcher.delivery.outbox import Outbox
 from watcher.errors import (
     ConfigError,
 )
-from watcher.pipeline.fetch import Fetcher, FetchLimits
+from watcher.pipeline.fetch import Fetcher, FetchLimits, HostLimiter
 from watcher.pipeline.rules import Rule, compile_rules
 from watcher.storage.archive import WarcArchive
 from watcher.storage.store import Store
@@ -40,12 +40,18 @@ class Context:
 
 @asynccontextmanager
 async def open_context(
-    config: Config, store: Store | None = None, clock: Callable[[], datetime] = utc_now
+    config: Config,
+    store: Store | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    *,
+    host_slots: HostLimiter | None = None,
 ) -> AsyncIterator[Context]:
+    """The context of one process. ``host_slots`` replaces the in-process per-host limit
+    (the queue's workers share theirs through the database)."""
     own_store = store is None
     store = store or Store.open(config.database_url())
     # No guard by default: feed URLs are the user's own. Article fetches pass theirs.
-    fetcher = Fetcher(fetch_limits(config))
+    fetcher = Fetcher(fetch_limits(config), host_slots=host_slots)
     try:
         outbox = Outbox.build(config, store, clock)
         store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
