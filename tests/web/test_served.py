@@ -139,3 +139,41 @@ def test_a_real_browser_reads_the_overview_and_a_diff(
         finally:
             browser.close()
     assert (tmp_path / "diff.png").stat().st_size > 10_000
+
+
+def test_watcher_web_serves_the_database_it_is_given_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    """The command as a reader starts it on a database a `watcher run` filled."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'watcher.db'}"
+    writer = Store.open(url)
+    fill(writer, hostile=True)
+    writer.close()
+    config = tmp_path / "watcher.yaml"
+    config.write_text(f'database: "{url}"\nfeeds: []\n')
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "watcher.cli", "-c", str(config), "web", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/") is not None, 30, "the web view")
+        overview = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert overview.status_code == 200
+        assert "content-security-policy" in overview.headers
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode in (0, 130), err
+    assert b"Traceback" not in err
+    assert f"127.0.0.1:{port}".encode() in err  # it says where it listens
