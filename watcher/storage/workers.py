@@ -13,7 +13,6 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 
 from watcher.records import WorkerRecord, from_row
@@ -127,6 +126,10 @@ class WorkerQueries:
     ) -> int | None:
         """Take a free slot of ``host`` (one of ``per_host``) for ``holder``; None when all
         are taken. A slot past its ``expires_at`` is free: its holder died holding it."""
+        # Here, not at the top: the PostgreSQL dialect costs ~0.2 s to import, which every
+        # command opening a store would pay (only queue workers take host slots).
+        from sqlalchemy.dialects import postgresql, sqlite
+
         with self._transaction() as connection:
             insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
             first = random.randrange(per_host)  # spread the takers over the slots
