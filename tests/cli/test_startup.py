@@ -79,3 +79,16 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(config: Path, delay: floa
         return  # it finished before the interrupt came
     assert process.returncode == 130, (process.returncode, err)
     assert err.strip() == "watcher: interrupted", err
+
+
+def test_an_error_a_ctrl_c_caused_counts_as_the_ctrl_c() -> None:
+    from watcher.cli import interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as inner:
+            raise RuntimeError("Error calling __set_name__ on 'cached_property'") from inner
+    except RuntimeError as wrapped:
+        assert interrupted(wrapped)
+    assert not interrupted(RuntimeError("a bug"))

@@ -14,6 +14,19 @@ import sys
 INTERRUPTED = 130
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C, or an error that a Ctrl-C caused: one landing in a class
+    body being built comes back as a RuntimeError ("Error calling __set_name__") around it."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def run() -> None:
     """The ``watcher`` console script: the command, imports included, under one Ctrl-C
     handler, so an interrupt at any moment is one short line and exit 130."""
@@ -21,6 +34,8 @@ def run() -> None:
         from watcher.cli.commands import main
 
         main(prog_name="watcher")
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not interrupted(exc):
+            raise
         sys.stderr.write("\nwatcher: interrupted\n")
         sys.exit(INTERRUPTED)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from watcher import __version__
-from watcher.cli import INTERRUPTED
+from watcher.cli import INTERRUPTED, interrupted
 from watcher.errors import ConfigError, WatcherError
 
 if TYPE_CHECKING:
@@ -173,6 +173,9 @@ class WatcherGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: one masked line, the traceback only with -vv
+            if interrupted(exc):  # Ctrl-C inside an import machinery wraps it (__set_name__)
+                click.echo("\nwatcher: interrupted", err=True)
+                ctx.exit(INTERRUPTED)
             log.debug("internal error", exc_info=True)
             what = _masked(ctx, f"{type(exc).__name__}: {exc}")
             error(f"internal error: {what} (run with -vv for details)")
