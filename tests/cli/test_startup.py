@@ -77,7 +77,9 @@ def test_ctrl_c_at_any_moment_is_one_line_and_exit_130(config: Path, delay: floa
     assert "Traceback" not in err, err
     if process.returncode == 0:
         return  # it finished before the interrupt came
-    assert process.returncode == 130, (process.returncode, err)
+    # 130, or ended by the SIGINT itself (Python re-raises it when it exits after an
+    # interrupt): a shell reports both as 130.
+    assert process.returncode in (130, -signal.SIGINT), (process.returncode, err)
     assert err.strip() == "watcher: interrupted", err
 
 

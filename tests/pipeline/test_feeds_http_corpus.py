@@ -177,7 +177,8 @@ def test_every_corpus_feed_goes_through_a_real_pass(
     # Well-formed feeds with entries became articles, and each new article got its first
     # version from the feed text (or a recorded failure when an entry has no text at all).
     assert counts["articles"] > 0
-    assert checks["new"] + checks["failed"] == counts["articles"]
     # A story two feeds carry with different text is checked again as soon as the second
-    # feed's entry differs (the feed said it changed): that may make a second version.
+    # feed's entry differs (the feed said it changed): some articles get a second check,
+    # which may make a second version (or a first, after a first check without text).
+    assert checks["new"] + checks["failed"] >= counts["articles"]
     assert counts["versions"] == checks["new"] + checks["changed"]
