@@ -19,20 +19,19 @@ from pydantic import ValidationError
 from watcher.config.models import (
     DEFAULT_CONFIG_NAME,
     HEALTH_RULE,
-    ArchiveSettings,
     Config,
     Defaults,
     DeliverySettings,
     FeedConfig,
     FetchSettings,
     HealthSettings,
-    MetricsSettings,
     NotifierConfig,
     RetrySettings,
     RuleConfig,
     check_http_url,
 )
 from watcher.config.opml import OpmlFeed, read_opml, unique_names
+from watcher.config.services import ArchiveSettings, MetricsSettings
 from watcher.config.yamlsource import LocatedData, Path_, format_path, load_yaml
 from watcher.errors import ConfigError
 

@@ -2,7 +2,7 @@
 
 A fetch never hangs and never grows without bound: a total deadline covers redirects and
 body streaming (a server dripping one byte a second cannot stall a worker), and the body is
-decompressed here, incrementally, so the size cap applies to *decoded* bytes and a gzip bomb
+decompressed incrementally (:mod:`watcher.pipeline.encoding`), so the size cap applies to *decoded* bytes and a gzip bomb
 is stopped after at most ``max_bytes`` + one chunk. A 304 is an outcome, not an error.
 
 Every failure is a :class:`~watcher.errors.FetchError`; no httpx exception leaves this module.
@@ -16,7 +16,6 @@ import logging
 import socket
 import ssl
 import time
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ import httpx
 
 from watcher import __version__
 from watcher.errors import FetchError
+from watcher.pipeline.encoding import BodyDecoder
 from watcher.pipeline.headers import (
     Validators,
     kept_headers,
@@ -37,7 +37,7 @@ from watcher.pipeline.headers import (
 )
 from watcher.records import RawExchange
 
-__all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck", "decode_body"]
+__all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck"]
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,7 @@ async def _read_body(
         if len(response.content) > max_bytes:
             raise FetchError(url, f"body exceeds {max_bytes} bytes")
         return response.content
-    decoder = _Decoder(url, response.headers.get("content-encoding", ""), max_bytes)
+    decoder = BodyDecoder(url, response.headers.get("content-encoding", ""), max_bytes)
     declared = response.headers.get("content-length", "")
     if decoder.identity and declared.isdigit() and int(declared) > max_bytes:
         raise decoder.too_big()  # no need to download what we will refuse
@@ -383,97 +383,6 @@ def raw_exchange(response: httpx.Response, body: bytes) -> RawExchange:
         body=body,
         remote_ip=str(peer[0]) if isinstance(peer, tuple) and peer else None,
     )
-
-
-def decode_body(url: str, content_encoding: str, data: bytes, max_bytes: int) -> bytes:
-    """``data`` decoded as ``content_encoding`` with the fetch's size cap: for bodies that
-    are compressed files rather than compressed transfers (a ``sitemap.xml.gz``)."""
-    decoder = _Decoder(url, content_encoding, max_bytes)
-    return decoder.feed(data) + decoder.finish()
-
-
-class _Decoder:
-    """Incremental Content-Encoding decoder that refuses to produce more than ``limit`` bytes.
-
-    zlib's ``max_length`` bounds each call's output, so an enormous expansion of one small
-    chunk is detected after producing ``limit + 1`` bytes, never materialised in full.
-    """
-
-    def __init__(self, url: str, content_encoding: str, limit: int) -> None:
-        self.url = url
-        self.limit = limit
-        self.produced = 0
-        codings = [c.strip().lower() for c in content_encoding.split(",")]
-        codings = [c for c in codings if c and c != "identity"]
-        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
-            raise FetchError(url, f"unsupported Content-Encoding {content_encoding!r}")
-        self.coding = codings[0] if codings else None
-        self.identity = self.coding is None
-        self._zlib: zlib._Decompress | None = None
-        self._pending = b""  # deflate: bytes held until the header can be sniffed
-
-    def feed(self, raw: bytes) -> bytes:
-        if self.identity:
-            return self._count(raw)
-        try:
-            return self._inflate(raw)
-        except zlib.error as exc:
-            raise FetchError(self.url, f"malformed {self.coding} body: {exc}") from None
-
-    def finish(self) -> bytes:
-        if self.identity:
-            return b""
-        if self._pending:  # a deflate body shorter than two bytes
-            raise FetchError(self.url, f"malformed {self.coding} body: too short")
-        if self._zlib is None or not self._zlib.eof:
-            # A cut-off body would be stored as a "shortened article": refuse it instead.
-            raise FetchError(self.url, f"truncated {self.coding} body")
-        return b""
-
-    def too_big(self) -> FetchError:
-        return FetchError(self.url, f"body exceeds {self.limit} bytes")
-
-    def _count(self, data: bytes) -> bytes:
-        self.produced += len(data)
-        if self.produced > self.limit:
-            raise self.too_big()
-        return data
-
-    def _inflate(self, raw: bytes) -> bytes:
-        if self._zlib is None:
-            raw = self._pending + raw
-            if self.coding == "deflate" and len(raw) < 2:
-                self._pending = raw
-                return b""
-            self._pending = b""
-            self._zlib = zlib.decompressobj(self._wbits(raw))
-        out = []
-        while raw:
-            if self._zlib.eof:
-                raw = self._next_member(raw)
-                if not raw:
-                    break
-            budget = self.limit - self.produced
-            data = self._zlib.decompress(raw, budget + 1)
-            out.append(self._count(data))
-            # Under the cap zlib consumes all input unless the stream ended inside it.
-            raw = self._zlib.unused_data if self._zlib.eof else self._zlib.unconsumed_tail
-        return b"".join(out)
-
-    def _next_member(self, rest: bytes) -> bytes:
-        """Concatenated gzip members form one body; other trailing bytes are ignored."""
-        if self.coding != "deflate" and rest.startswith(b"\x1f\x8b"):
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            return rest
-        return b""
-
-    def _wbits(self, head: bytes) -> int:
-        if self.coding != "deflate":
-            return 16 + zlib.MAX_WBITS  # gzip wrapper
-        # "deflate" is meant to be zlib-wrapped (RFC 9110 8.4.1.2) but some servers send raw
-        # deflate; a zlib header has CM=8 and a 16-bit value divisible by 31.
-        wrapped = head[0] & 0x0F == 8 and int.from_bytes(head[:2], "big") % 31 == 0
-        return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
 
 
 def _describe(exc: Exception, limits: FetchLimits) -> str:

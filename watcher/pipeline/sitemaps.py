@@ -25,8 +25,9 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from watcher.errors import FeedError, FetchError
+from watcher.pipeline.encoding import decode_body
 from watcher.pipeline.feeds import ParsedFeed, make_entry, parse_w3c_datetime
-from watcher.pipeline.fetch import Fetcher, FetchResult, decode_body
+from watcher.pipeline.fetch import Fetcher, FetchResult
 from watcher.records import FeedEntry
 
 __all__ = ["MAX_CHILDREN", "Sitemap", "parse_sitemap", "read_sitemap"]

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from watcher.config.models import Config, WebAuth
+from watcher.config.models import Config
+from watcher.config.services import WebAuth
 from watcher.storage.archive import WarcArchive
 from watcher.storage.store import Store
 from watcher.web.api import Api

@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from watcher.config.models import WebAuth
+from watcher.config.services import WebAuth
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

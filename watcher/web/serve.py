@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from watcher.config.models import WebAuth, is_loopback
+from watcher.config.services import WebAuth, is_loopback
 from watcher.errors import WebError
 from watcher.web.security import ASGIApp
 
