@@ -7,6 +7,7 @@ have exactly the fields of ``watcher alerts --json`` (one function makes both).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -150,18 +151,8 @@ def _feed(state: FeedState) -> dict[str, Any]:
 
 
 def _summary(a: BrowsedArticle) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "url": a.url,
-        "title": a.title,
-        "status": a.status,
-        "first_seen": a.first_seen,
-        "last_checked": a.last_checked,
-        "versions": a.versions,
-        "last_change_at": a.last_change_at,
-        "failures": a.failures,
-        "last_error": a.last_error,
-    }
+    # The API's article summary is the record itself, field for field.
+    return asdict(a)
 
 
 def _article(a: ArticleState) -> dict[str, Any]:
