@@ -3,7 +3,8 @@
 A fetch never hangs and never grows without bound: a total deadline covers redirects and
 body streaming (a server dripping one byte a second cannot stall a worker), and the body is
 decompressed incrementally (:mod:`watcher.pipeline.encoding`), so the size cap applies to
-*decoded* bytes and a gzip bomb is stopped after at most ``max_bytes`` + one chunk. A 304 is an outcome, not an error.
+*decoded* bytes and a gzip bomb is stopped after at most ``max_bytes`` + one chunk. A 304 is
+an outcome, not an error.
 
 Every failure is a :class:`~watcher.errors.FetchError`; no httpx exception leaves this module.
 """
