@@ -163,6 +163,8 @@ _LINE_PATTERNS = (
     r"^(?:sign ?up|sign-up|subscribe|register|join|get|receive)\b.{0,120}"
     r"\b(?:newsletters?|inbox|e-?mail (?:updates|alerts))\b.{0,60}$",
     r"^[\w' -]{0,40}\bnewsletters?(?: sign[- ]?up)?$",
+    # "subscribe to our channel" boxes
+    r"^(?:subscribe to|follow us)\b.{0,60}\b(?:youtube|channel|podcast)\b.{0,80}$",
     r"^(?:thank you|thanks) for (?:signing up|subscribing)\b.{0,100}$",
     r"^by (?:signing up|subscribing|registering|clicking)\b.{0,150}\b(?:agree|privacy|terms)\b",
     r"^(?:enter your e-?mail|please enter a valid e-?mail|invalid e-?mail)\b.{0,60}$",
