@@ -3,43 +3,17 @@ compared beside the body, and which link blocks stay out (watcher.pipeline.recal
 
 from __future__ import annotations
 
+from support.recallpage import PROMO, SOURCE, STORY
+from support.recallpage import recall_page as page
 from watcher.pipeline.extract import extract_article
 from watcher.pipeline.normalise import compared_text, normalise
 
 URL = "https://news.example.org/world/2026/truce-talks"
-STORY = [
-    "Negotiators from both sides met in Doha on Tuesday for a third round of talks on "
-    "extending the truce, which has held since early March despite sporadic shelling.",
-    "The mediators said a draft agreement would allow aid convoys through two crossings and "
-    "provide for the exchange of 40 detainees before the end of the month.",
-    "One diplomat said the sides were closer than they had ever been, asking not to be named "
-    "because the talks were confidential. Another cautioned that the draft had collapsed twice.",
-    "The health ministry has since published a full list of the victims of the first week, "
-    "and said it would revise the figures again once the crossings reopen to observers.",
-]
-PROMO = (
-    "Need help reading the draft? Our explainer walks through every clause of the agreement "
-    "and what it would change »"
-)
-SOURCE = "https://www.example.org/2026/03/draft-agreement-full-text.html"
 RELATED = ["Storm leaves thousands without power", "Council approves new budget after debate"]
 
 
-def page(promo: str = PROMO, related: list[str] = RELATED) -> str:
-    story = [f"<p>{p}</p>" for p in STORY]
-    story.insert(2, f'<p><em><a href="/explainer">{promo}</a></em></p>')
-    story.append(f'<p><a href="{SOURCE}">{SOURCE}</a></p>')
-    links = "".join(f'<li><a href="/s/{i}">{h}</a></li>' for i, h in enumerate(related))
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
-<title>Truce talks resume in Doha</title></head><body>
-<main><article><h1>Truce talks resume in Doha</h1>
-<div class="body">{"".join(story)}</div>
-<div class="timeline"><h2>Story Timeline</h2><ul>{links}</ul></div>
-</article></main></body></html>"""
-
-
 def test_link_only_paragraphs_of_the_story_are_compared_and_link_lists_are_not() -> None:
-    extracted = extract_article(page(), URL)
+    extracted = extract_article(page(related=RELATED), URL)
     compared = compared_text(extracted.text, extracted.extra)
     assert normalise(PROMO) in compared  # sentences, though all one link
     assert SOURCE in compared  # the cited source, printed as its address
@@ -51,7 +25,7 @@ def test_an_edit_in_a_linked_paragraph_changes_the_compared_text_and_the_list_do
         extracted = extract_article(html, URL)
         return compared_text(extracted.text, extracted.extra)
 
-    base = compared(page())
+    base = compared(page(related=RELATED))
     assert compared(page(related=["Markets slide as traders weigh rate outlook"])) == base
     assert compared(page(promo=PROMO.replace("every clause", "each clause"))) != base
 

@@ -28,10 +28,13 @@ import importlib
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from diff_match_patch import diff_match_patch
+
+from watcher.pipeline.normalise import normalise, shown_text
+from watcher.records import VersionRecord
 
 Op = tuple[int, str]  # (DELETE | EQUAL | INSERT, text): diff-match-patch's representation
 DELETE, EQUAL, INSERT = -1, 0, 1
@@ -153,6 +156,20 @@ def compute_change(old_title: str, old_text: str, new_title: str, new_text: str)
         quotes_added=_minus(new_quotes, old_quotes),
         inserted_spans=_spans(ops, INSERT),
         deleted_spans=_spans(ops, DELETE),
+    )
+
+
+def versions_change(
+    old: VersionRecord, new: VersionRecord, furniture: Collection[str] = ()
+) -> Change:
+    """The diff a reader is shown (`watcher diff`, the web view) between two stored versions:
+    normalised headlines, the text without furniture, and the paragraphs the extractor
+    dropped (compared beside the body) under their own line, so an edit there shows too."""
+    return compute_change(
+        normalise(old.title),
+        shown_text(old.text, old.extra, furniture),
+        normalise(new.title),
+        shown_text(new.text, new.extra, furniture),
     )
 
 

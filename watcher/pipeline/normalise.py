@@ -235,6 +235,26 @@ def compared_text(text: str, extra: str = "", site_furniture: Collection[str] = 
     main = comparable_text(text, site_furniture)
     if not extra:
         return main
-    have = set(main.split("\n"))
-    more = [line for line in comparable_text(extra, site_furniture).split("\n") if line not in have]
+    # As stored hashes were made: an extra of furniture alone leaves an empty last line.
+    more = _recalled(main, extra, site_furniture)
     return "\n".join([main, *more]) if main else "\n".join(more)
+
+
+# The line a shown diff puts before the paragraphs the extractor dropped.
+OUTSIDE_EXTRACT = "[outside the extracted text]"
+
+
+def shown_text(text: str, extra: str = "", site_furniture: Collection[str] = ()) -> str:
+    """The compared text as a diff shows it: the dropped paragraphs under a line of their own
+    (:data:`OUTSIDE_EXTRACT`), so that an edit there reads as one outside the story's text."""
+    main = comparable_text(text, site_furniture)
+    more = [line for line in _recalled(main, extra, site_furniture) if line]
+    return "\n".join(line for line in (main, OUTSIDE_EXTRACT, *more) if line) if more else main
+
+
+def _recalled(main: str, extra: str, site_furniture: Collection[str]) -> list[str]:
+    """The comparable lines of ``extra`` that the comparable body ``main`` lacks."""
+    if not extra:
+        return []
+    have = set(main.split("\n"))
+    return [line for line in comparable_text(extra, site_furniture).split("\n") if line not in have]
