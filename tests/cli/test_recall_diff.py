@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from support.recallpage import PROMO, recall_page
+from support.recallpage import PROMO, STORY, recall_page
 from support.server import LoopbackServer, Reply
 from watcher.cli.commands import main
 from watcher.pipeline.normalise import OUTSIDE_EXTRACT
@@ -22,6 +22,7 @@ class Site:
 
     def __init__(self, loopback: LoopbackServer) -> None:
         self.promo = PROMO
+        self.paragraphs = list(STORY)
         self.rng = random.Random(5)
         self.url = loopback.url("/news/truce.html")
         loopback.route("/news/truce.html", lambda _r: self._page())
@@ -34,7 +35,7 @@ class Site:
         loopback.route("/rss.xml", Reply(body=rss, headers={"Content-Type": "application/rss+xml"}))
 
     def _page(self) -> Reply:
-        body = recall_page(promo=self.promo, rng=self.rng)
+        body = recall_page(promo=self.promo, rng=self.rng, paragraphs=self.paragraphs)
         return Reply(body=body, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
@@ -72,7 +73,9 @@ def test_an_edit_the_extractor_drops_is_a_change_shown_in_the_diff_and_the_alert
     page.promo = PROMO.replace("every clause", "each clause")
     code, out = run(config, "check", "--recheck-all")
     assert code == 0 and "1 changed" in out and "alerts: 1" in out
-    assert "[-every-]{+each+} clause" in out  # the alert's message, written by console://
+    # The alert's message, written by console://, says where the edit is.
+    edit = next(line for line in out.splitlines() if "[-every-]{+each+} clause" in line)
+    assert edit.endswith("(outside the extracted text)")
 
     code, out = run(config, "diff", page.url)
     assert code == 0 and "(+1 / -1 words)" in out
@@ -86,3 +89,9 @@ def test_an_edit_the_extractor_drops_is_a_change_shown_in_the_diff_and_the_alert
     # What is stored and shown as the story is what the extractor read, not the promo.
     code, shown = run(config, "show", page.url)
     assert code == 0 and "Negotiators from both sides" in shown and "each clause" not in shown
+
+    # An edit in the story itself is not said to be outside it.
+    page.paragraphs[1] = page.paragraphs[1].replace("40 detainees", "60 detainees")
+    code, out = run(config, "check", "--recheck-all")
+    edit = next(line for line in out.splitlines() if "[-40-]{+60+}" in line)
+    assert "outside" not in edit

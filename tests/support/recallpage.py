@@ -35,9 +35,10 @@ def recall_page(
     related: list[str] | None = None,
     rng: random.Random | None = None,
     title: str = "Truce talks resume in Doha",
+    paragraphs: list[str] = STORY,
 ) -> str:
     """The page; ``rng`` draws the clock and the related headlines (``related`` else)."""
-    story = [f"<p>{p}</p>" for p in STORY]
+    story = [f"<p>{p}</p>" for p in paragraphs]
     story.insert(2, f'<p><em><a href="/explainer">{promo}</a></em></p>')
     story.append(f'<p><a href="{SOURCE}">{SOURCE}</a></p>')
     if rng is not None:

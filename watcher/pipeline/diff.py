@@ -79,6 +79,7 @@ class Hunk:
     removed: str
     added: str
     after: str
+    at: int = 0  # where it is in the new document (see Change.new_document)
 
 
 @dataclass(frozen=True)
@@ -182,9 +183,10 @@ def hunks(change_or_ops: Change | Sequence[Op], context_words: int = 8) -> list[
     """One hunk per changed place; a deletion next to an insertion is one replacement."""
     ops = change_or_ops.ops if isinstance(change_or_ops, Change) else change_or_ops
     found: list[Hunk] = []
-    start = 0
+    start = at = 0
     while start < len(ops):
         if ops[start][0] == EQUAL:
+            at += len(ops[start][1])
             start += 1
             continue
         end = start
@@ -197,8 +199,10 @@ def hunks(change_or_ops: Change | Sequence[Op], context_words: int = 8) -> list[
                 removed="".join(text for op, text in edits if op == DELETE),
                 added="".join(text for op, text in edits if op == INSERT),
                 after=_head(ops[end][1] if end < len(ops) else "", context_words),
+                at=at,
             )
         )
+        at += sum(len(text) for op, text in edits if op == INSERT)
         start = end
     return found
 

@@ -232,12 +232,21 @@ def content_hash(title: str, comparable: str) -> str:
 def compared_text(text: str, extra: str = "", site_furniture: Collection[str] = ()) -> str:
     """What versions are hashed and diffed on: the body's comparable text, then the comparable
     lines of ``extra`` (paragraphs of the article the extractor dropped) the body lacks."""
-    main = comparable_text(text, site_furniture)
-    if not extra:
-        return main
+    return join_compared(*compared_parts(text, extra, site_furniture))
+
+
+def join_compared(main: str, more: list[str]) -> str:
+    """The compared text from its parts (:func:`compared_parts`)."""
     # As stored hashes were made: an extra of furniture alone leaves an empty last line.
-    more = _recalled(main, extra, site_furniture)
     return "\n".join([main, *more]) if main else "\n".join(more)
+
+
+def compared_parts(
+    text: str, extra: str = "", site_furniture: Collection[str] = ()
+) -> tuple[str, list[str]]:
+    """The body's comparable text, and the comparable lines of ``extra`` it lacks."""
+    main = comparable_text(text, site_furniture)
+    return main, _recalled(main, extra, site_furniture)
 
 
 # The line a shown diff puts before the paragraphs the extractor dropped.
@@ -247,8 +256,8 @@ OUTSIDE_EXTRACT = "[outside the extracted text]"
 def shown_text(text: str, extra: str = "", site_furniture: Collection[str] = ()) -> str:
     """The compared text as a diff shows it: the dropped paragraphs under a line of their own
     (:data:`OUTSIDE_EXTRACT`), so that an edit there reads as one outside the story's text."""
-    main = comparable_text(text, site_furniture)
-    more = [line for line in _recalled(main, extra, site_furniture) if line]
+    main, recalled = compared_parts(text, extra, site_furniture)
+    more = [line for line in recalled if line]
     return "\n".join(line for line in (main, OUTSIDE_EXTRACT, *more) if line) if more else main
 
 
