@@ -92,14 +92,26 @@ def _visible_text(element: etree._Element) -> str:
 
 def _paragraph_blocks(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
     """(element, visible text) of every block holding one paragraph, in document order."""
+    holds_prose, holds_block = _holders(root, _PROSE), _holders(root, _BLOCKS)
     for element in root.iter(*_PROSE, *_CONTAINERS):
         # Innermost blocks only: a <li> holding <p>s yields the <p>s, not itself again.
-        inner = _PROSE if element.tag in _PROSE else _BLOCKS
-        if next(element.iterdescendants(*inner), None) is not None:
+        if element in (holds_prose if element.tag in _PROSE else holds_block):
             continue
         text = _visible_text(element)
         if text:
             yield element, text
+
+
+def _holders(root: etree._Element, tags: tuple[str, ...]) -> set[etree._Element]:
+    """The elements that hold one of ``tags`` below them: one walk up from each, stopping
+    where an earlier walk passed (a search below every block was a third of the stage)."""
+    holders: set[etree._Element] = set()
+    for element in root.iter(*tags):
+        for ancestor in element.iterancestors():
+            if ancestor in holders:
+                break
+            holders.add(ancestor)
+    return holders
 
 
 def _link_chars(element: etree._Element) -> int:
@@ -201,13 +213,13 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
     if container is None:
         return ""
     region = _Region(container, _flow(blocks, kept))
-    leaves = {element for element, _ in blocks}
+    leaves = dict(blocks)  # element -> its visible text, worked out once
     shown = _Shown(folded_body, _trigrams(folded_body))
     found: list[str] = []
     seen: set[str] = set()
     for element in container.iter(*_PROSE, *_CONTAINERS):
         if element in leaves:
-            texts: Iterable[tuple[str, int]] = [(_visible_text(element), _link_chars(element))]
+            texts: Iterable[tuple[str, int]] = [(leaves[element], _link_chars(element))]
         else:
             texts = _loose_runs(element)
         for whole, links in texts:
