@@ -44,7 +44,7 @@ def test_workers_store_and_alert_each_edit_once(desk: Desk) -> None:
         wait_caught_up(desk, "the edits")
         status = json.loads(cli(desk.config, "status", "--json").stdout)
         assert [w["state"] for w in status["workers"]] == ["running"] * 3
-        assert sum(w["processed"] for w in status["workers"]) >= 0
+        assert sum(w["processed"] for w in status["workers"]) > 0  # counts beat every 1 s
         assert set(status["queue"]) == {"todo", "doing", "stalled", "failed"}
         assert [stop(worker) for worker in workers] == [0, 0, 0]
     assert desk.assert_consistent() == STORIES + 2
