@@ -87,6 +87,8 @@ def fill(engine: Engine, articles: int, versions: int) -> None:
                 "event": "changed",
                 "article_id": v["article_id"],
                 "version_id": v["id"],
+                "matched": "[]",
+                "detail": "{}",
                 "created_at": T0,
             }
             for v in rows
@@ -96,7 +98,13 @@ def fill(engine: Engine, articles: int, versions: int) -> None:
             engine,
             schema.DeliveryRow,
             [
-                {"id": a["id"], "alert_id": a["id"], "notifier": "desk", "created_at": T0}
+                {
+                    "id": a["id"],
+                    "alert_id": a["id"],
+                    "notifier": "desk",
+                    "created_at": T0,
+                    "done_targets": "[]",
+                }
                 for a in alerts
             ],
         )
