@@ -76,6 +76,10 @@ def test_a_worker_rides_out_database_outages(
     assert text.count(LOST) == OUTAGES, text
     assert text.count(BACK) == OUTAGES, text
     assert "Traceback" not in text, text
+    errors = [line for line in text.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == OUTAGES and all(LOST in line for line in errors), text
+    loggers = {line.split(" ", 2)[1] for line in text.splitlines() if line[:1].isupper()}
+    assert not {name for name in loggers if name.startswith(("psycopg", "procrastinate"))}
     assert all(0 < tries <= MOST_ATTEMPTS for tries in attempts), attempts
     desk.assert_consistent()
     assert desk.repeats() == 0

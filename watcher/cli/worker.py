@@ -72,7 +72,7 @@ def _quiet_queue_logs(verbose: int) -> None:
     """Procrastinate logs every job start and end at INFO, and a lost database several times
     over; the worker logs one line per outage itself. Its own lines show with -vv."""
     level = logging.DEBUG if verbose >= 2 else logging.CRITICAL
-    for name in ("procrastinate", "psycopg.pool"):
+    for name in ("procrastinate", "psycopg"):  # psycopg: its pool, and cancels that failed
         logging.getLogger(name).setLevel(level)
 
 
