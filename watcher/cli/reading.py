@@ -376,7 +376,9 @@ Examples:
 
 \b
 --json: {"feeds": [{feed, last_poll, next_poll, last_status, error_streak, last_error,
-tracking, retired, versions, alerts}], "outbox": {state: count}}."""
+tracking, retired, versions, alerts}], "outbox": {state: count}}; with `queue:
+procrastinate` also "workers": [{id, host, pid, concurrency, started, last_seen, processed,
+failed, state}] and "queue": {"todo": {task: count}, doing, stalled, failed}."""
 )
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
 @pass_state
