@@ -63,22 +63,21 @@ def create_app(
     """The web view of ``store`` (open it read-only: this app only reads); with ``archive``,
     each version's original response as a download."""
     site = Site(store, base_url, archive=archive)
+    routes = [*_view_routes(site), *_asset_routes(), *_probe_routes(probes)]
+    errors = _error_handler(site)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_RefuseNul, errors=errors)],
+        exception_handlers={HTTPException: errors, Exception: _crash_handler(site)},
+    )
+    return Guard(app, auth)
+
+
+def _view_routes(site: Site) -> list[Route]:
+    """The pages, the Atom feeds and the JSON API."""
     pages, feeds, api = Pages(site), Feeds(site), Api(site)
-    style = resources.files("watcher.web").joinpath("static/style.css").read_bytes()
-    style_tag = '"' + hashlib.sha256(style).hexdigest()[:16] + '"'
-    document = openapi_document()
-
-    def stylesheet(request: Request) -> Response:
-        headers = {"etag": style_tag, "cache-control": "public, max-age=3600"}
-        if request.headers.get("if-none-match") == style_tag:
-            return Response(status_code=304, headers=headers)
-        return Response(style, media_type="text/css; charset=utf-8", headers=headers)
-
-    def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(document)
-
     a = "/articles/{article}"
-    routes = [
+    return [
         Route("/", pages.overview),
         Route("/feeds/{name}", pages.feed),
         Route(a, pages.article),
@@ -99,19 +98,30 @@ def create_app(
         Route("/api/v1" + a + "/diff/{old}/{new}", api.diff),
         Route("/api/v1/changes", api.changes),
         Route("/api/v1/alerts", api.alerts),
+    ]
+
+
+def _asset_routes() -> list[Route]:
+    """The stylesheet (with an ETag), the OpenAPI document and the favicon."""
+    style = resources.files("watcher.web").joinpath("static/style.css").read_bytes()
+    style_tag = '"' + hashlib.sha256(style).hexdigest()[:16] + '"'
+    document = openapi_document()
+
+    def stylesheet(request: Request) -> Response:
+        headers = {"etag": style_tag, "cache-control": "public, max-age=3600"}
+        if request.headers.get("if-none-match") == style_tag:
+            return Response(status_code=304, headers=headers)
+        return Response(style, media_type="text/css; charset=utf-8", headers=headers)
+
+    def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    return [
         Route("/openapi.json", openapi),
         Route("/static/style.css", stylesheet),
         # Browsers ask for it on every site: an empty answer, not a 404 in their console.
         Route("/favicon.ico", lambda request: Response(status_code=204)),
-        *_probe_routes(probes),
     ]
-    errors = _error_handler(site)
-    app = Starlette(
-        routes=routes,
-        middleware=[Middleware(_RefuseNul, errors=errors)],
-        exception_handlers={HTTPException: errors, Exception: _crash_handler(site)},
-    )
-    return Guard(app, auth)
 
 
 class _RefuseNul:

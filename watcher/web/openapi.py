@@ -196,58 +196,9 @@ def _get(summary: str, ok: str, params: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    article = _path("article", _ID)
-    number = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-    ref = "#/components/schemas/"
-    paths = {
-        "/api/v1/feeds": _get("Every feed and its state", "#/components/x-pages/Feed", []),
-        "/api/v1/feeds/{name}/articles": _get(
-            "A feed's articles, newest first",
-            "#/components/x-pages/ArticleSummary",
-            [_path("name", _TEXT), *_PAGE_PARAMS],
-        ),
-        "/api/v1/articles": _get(
-            "Articles, newest first; `q` searches headlines and URLs",
-            "#/components/x-pages/ArticleSummary",
-            [{"name": "q", "in": "query", "schema": _TEXT}, *_PAGE_PARAMS],
-        ),
-        "/api/v1/articles/{article}": _get(
-            "An article and its versions (without their text)", ref + "Article", [article]
-        ),
-        "/api/v1/articles/{article}/versions/{number}": _get(
-            "One version with its text", ref + "Version", [article, _path("number", number)]
-        ),
-        "/api/v1/articles/{article}/diff/{from}/{to}": _get(
-            "The word diff between two versions",
-            ref + "Diff",
-            [article, _path("from", number), _path("to", number)],
-        ),
-        "/api/v1/changes": _get(
-            "Edits (versions after the first), newest first",
-            "#/components/x-pages/Change",
-            [{"name": "feed", "in": "query", "schema": _TEXT}, *_PAGE_PARAMS],
-        ),
-        "/api/v1/alerts": _get(
-            "Alerts, newest first",
-            "#/components/x-pages/Alert",
-            [
-                {"name": "rule", "in": "query", "schema": _TEXT},
-                {
-                    "name": "state",
-                    "in": "query",
-                    "schema": {"type": "string", "enum": list(ALERT_STATES)},
-                },
-                *_PAGE_PARAMS,
-            ],
-        ),
-    }
-    pages = {name: _paged(name) for name in ("Feed", "ArticleSummary", "Change", "Alert")}
-    # $refs cannot point into a made-up section for every tool: give the pages as schemas.
+    pages = {name: _paged(name) for name in _PAGED}
+    # $refs cannot point into a made-up section for every tool: the pages are schemas too.
     schemas = {**_SCHEMAS, **{f"{name}Page": page for name, page in pages.items()}}
-    for item in paths.values():
-        schema = item["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-        if schema["$ref"].startswith("#/components/x-pages/"):
-            schema["$ref"] = ref + schema["$ref"].rsplit("/", 1)[1] + "Page"
     return {
         "openapi": "3.1.0",
         "info": {
@@ -256,6 +207,50 @@ def openapi_document() -> dict[str, Any]:
             "description": "Read-only: the feeds, articles, versions, diffs and alerts "
             "watcher stored. Lists are newest first and cursor-paged.",
         },
-        "paths": paths,
+        "paths": _paths(),
         "components": {"schemas": schemas},
+    }
+
+
+_PAGED = ("Feed", "ArticleSummary", "Change", "Alert")
+_REF = "#/components/schemas/"
+_ALERT_PARAMS = [
+    {"name": "rule", "in": "query", "schema": _TEXT},
+    {"name": "state", "in": "query", "schema": {"type": "string", "enum": list(ALERT_STATES)}},
+    *_PAGE_PARAMS,
+]
+
+
+def _paths() -> dict[str, Any]:
+    article = _path("article", _ID)
+    number = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    return {
+        "/api/v1/feeds": _get("Every feed and its state", _REF + "FeedPage", []),
+        "/api/v1/feeds/{name}/articles": _get(
+            "A feed's articles, newest first",
+            _REF + "ArticleSummaryPage",
+            [_path("name", _TEXT), *_PAGE_PARAMS],
+        ),
+        "/api/v1/articles": _get(
+            "Articles, newest first; `q` searches headlines and URLs",
+            _REF + "ArticleSummaryPage",
+            [{"name": "q", "in": "query", "schema": _TEXT}, *_PAGE_PARAMS],
+        ),
+        "/api/v1/articles/{article}": _get(
+            "An article and its versions (without their text)", _REF + "Article", [article]
+        ),
+        "/api/v1/articles/{article}/versions/{number}": _get(
+            "One version with its text", _REF + "Version", [article, _path("number", number)]
+        ),
+        "/api/v1/articles/{article}/diff/{from}/{to}": _get(
+            "The word diff between two versions",
+            _REF + "Diff",
+            [article, _path("from", number), _path("to", number)],
+        ),
+        "/api/v1/changes": _get(
+            "Edits (versions after the first), newest first",
+            _REF + "ChangePage",
+            [{"name": "feed", "in": "query", "schema": _TEXT}, *_PAGE_PARAMS],
+        ),
+        "/api/v1/alerts": _get("Alerts, newest first", _REF + "AlertPage", _ALERT_PARAMS),
     }
