@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.parsers import expat
-from xml.sax.saxutils import escape, quoteattr
 
 from watcher.errors import ConfigError
 
@@ -155,6 +154,10 @@ def _host_and_path(url: str) -> str:
 def feeds_to_opml(feeds: Iterable[tuple[str, str, Sequence[str]]], title: str) -> str:
     """OPML 2.0 of ``(name, url, tags)``: one flat list, tags as ``category`` (readers that
     import categories as folders put each feed in its first tag's folder)."""
+    # Here, not at the top: xml.sax.saxutils imports urllib.request (http.client, email...),
+    # which every config load would pay for; only `watcher feeds --opml` writes OPML.
+    from xml.sax.saxutils import escape, quoteattr
+
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<opml version="2.0">',

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, Subquery, func, or_, select
 
 from watcher.records import ArticleSummary
 from watcher.storage.schema import AlertRow, ArticleFeedRow, ArticleRow, FeedRow, VersionRow
@@ -36,54 +37,12 @@ class ArticleListing:
         """Articles, the most recently changed last: only those of ``feeds``, those whose
         headline or text (in any stored version) contains ``search`` (case-insensitive), those
         with a version stored since ``changed_since``."""
-        versions = (
-            select(
-                _VERSION.c.article_id,
-                func.count().label("versions"),
-                func.max(_VERSION.c.fetched_at).label("last_changed"),
-            )
-            .group_by(_VERSION.c.article_id)
-            .subquery()
-        )
-        current = _VERSION.alias("current_version")
-        query = (
-            select(
-                _ARTICLE.c.id,
-                _ARTICLE.c.url,
-                func.coalesce(current.c.title, _ARTICLE.c.entry_title).label("title"),
-                _ARTICLE.c.status,
-                _ARTICLE.c.first_seen,
-                _ARTICLE.c.last_checked,
-                func.coalesce(versions.c.versions, 0).label("versions"),
-                versions.c.last_changed,
-            )
-            .outerjoin(versions, versions.c.article_id == _ARTICLE.c.id)
-            .outerjoin(
-                current,
-                (current.c.article_id == _ARTICLE.c.id)
-                & (current.c.number == _ARTICLE.c.current_version),
-            )
-        )
+        versions = _version_counts()
+        query = _summary_query(versions)
         if feeds:
-            in_feeds = (
-                select(_ARTICLE_FEED.c.article_id)
-                .join(_FEED, _FEED.c.id == _ARTICLE_FEED.c.feed_id)
-                .where(_FEED.c.name.in_(feeds))
-            )
-            query = query.where(_ARTICLE.c.id.in_(in_feeds))
+            query = query.where(_ARTICLE.c.id.in_(_in_feeds(feeds)))
         if search:
-            matching = select(_VERSION.c.article_id).where(
-                or_(
-                    _VERSION.c.title.icontains(search, autoescape=True),
-                    _VERSION.c.text.icontains(search, autoescape=True),
-                )
-            )
-            query = query.where(
-                or_(
-                    _ARTICLE.c.id.in_(matching),
-                    _ARTICLE.c.entry_title.icontains(search, autoescape=True),
-                )
-            )
+            query = query.where(_mentions(search))
         if changed_since is not None:
             query = query.where(versions.c.last_changed >= changed_since)
         order = func.coalesce(versions.c.last_changed, _ARTICLE.c.first_seen)
@@ -98,6 +57,67 @@ class ArticleListing:
             )
             for row in reversed(rows)
         ]
+
+
+def _version_counts() -> Subquery:
+    """Per article: how many versions, and when the last one was stored."""
+    return (
+        select(
+            _VERSION.c.article_id,
+            func.count().label("versions"),
+            func.max(_VERSION.c.fetched_at).label("last_changed"),
+        )
+        .group_by(_VERSION.c.article_id)
+        .subquery()
+    )
+
+
+def _summary_query(versions: Subquery) -> Select[Any]:
+    """The columns of an :class:`ArticleSummary` but its feeds and alerts: the headline is
+    the current version's, or the feed entry's before any version is stored."""
+    current = _VERSION.alias("current_version")
+    return (
+        select(
+            _ARTICLE.c.id,
+            _ARTICLE.c.url,
+            func.coalesce(current.c.title, _ARTICLE.c.entry_title).label("title"),
+            _ARTICLE.c.status,
+            _ARTICLE.c.first_seen,
+            _ARTICLE.c.last_checked,
+            func.coalesce(versions.c.versions, 0).label("versions"),
+            versions.c.last_changed,
+        )
+        .outerjoin(versions, versions.c.article_id == _ARTICLE.c.id)
+        .outerjoin(
+            current,
+            (current.c.article_id == _ARTICLE.c.id)
+            & (current.c.number == _ARTICLE.c.current_version),
+        )
+    )
+
+
+def _in_feeds(feeds: list[str]) -> Select[Any]:
+    """The ids of the articles of these feeds."""
+    return (
+        select(_ARTICLE_FEED.c.article_id)
+        .join(_FEED, _FEED.c.id == _ARTICLE_FEED.c.feed_id)
+        .where(_FEED.c.name.in_(feeds))
+    )
+
+
+def _mentions(search: str) -> ColumnElement[bool]:
+    """The article's entry title, or a headline or text of any of its versions, contains
+    ``search`` (case-insensitive; ``%`` and ``_`` are themselves)."""
+    matching = select(_VERSION.c.article_id).where(
+        or_(
+            _VERSION.c.title.icontains(search, autoescape=True),
+            _VERSION.c.text.icontains(search, autoescape=True),
+        )
+    )
+    return or_(
+        _ARTICLE.c.id.in_(matching),
+        _ARTICLE.c.entry_title.icontains(search, autoescape=True),
+    )
 
 
 def _feeds_of(connection: Connection, ids: list[int]) -> dict[int, list[str]]:
