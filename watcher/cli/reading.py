@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 
 ALERT_FIELDS = (
-    "id, rule, event, feed, url, title, version, created_at, matched, added, removed, "
-    "delivered, deliveries (notifier, state, attempts, next_try_at, sent_at, last_error), detail"
+    "id, rule, event, feed, url, title, version, created_at, matched, classes, added, "
+    "removed, delivered, deliveries (notifier, state, attempts, next_try_at, sent_at, last_error), detail"
 )
 
 
@@ -81,6 +81,7 @@ def alerts(
         Column("v", "version"),
         Column("title", "title"),
         Column("matched", "matched", ", ".join),
+        Column("class", "classes", ", ".join),
         Column("delivery", "delivery"),
     ]
     emit(rows, columns, as_json=as_json, empty="no alerts recorded", mask=config.mask)
@@ -138,8 +139,9 @@ Examples:
 
 \b
 --json: {"article": {url, feeds, status, first_seen, checks, next_check_at, last_error},
-"versions": [{number, current, fetched_at, source, words, times_seen, last_seen_at,
-title}]}."""
+"versions": [{number, current, classes, fetched_at, source, words, times_seen,
+last_seen_at, title}]}. classes: what kind of edit made the version (typo, wording,
+substance, headline, correction); a version the page went back to is seen more than once."""
 )
 @click.argument("url")
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
@@ -155,6 +157,7 @@ def history(state: State, url: str, as_json: bool) -> None:
         {
             "number": v.number,
             "current": v.number == article.current_version,
+            "classes": v.classes.split(),
             "fetched_at": v.fetched_at,
             "source": v.source,
             "words": len(v.text.split()),
@@ -171,6 +174,7 @@ def history(state: State, url: str, as_json: bool) -> None:
     columns = [
         Column("v", "number"),
         Column("current", "current", lambda current: "←" if current else ""),
+        Column("class", "classes", lambda classes: ", ".join(classes) or "—"),
         Column("fetched (UTC)", "fetched_at", when),
         Column("source", "source"),
         Column("words", "words"),
@@ -221,19 +225,27 @@ def print_article_header(article: ArticleState) -> None:
 @main.command(
     epilog="""\b
 Examples:
-  watcher diff https://news.example.org/story            # the latest edit
+  watcher diff https://news.example.org/story            # the latest change, as it happened
   watcher diff https://news.example.org/story --from 1   # everything since version 1
   watcher diff https://news.example.org/story --json
 
 \b
 --json: {url, from, to, words_added, words_removed, headline_changed, added, removed,
-ops: [[op, text], ...]} with op -1 removed, 0 same, 1 added."""
+ops: [[op, text], ...]} with op -1 removed, 0 same, 1 added.
+
+\b
+Without --from and --to: from the version the page showed before its latest change to the
+one it shows now (after a revert, the rollback: the newer version → the older one)."""
 )
 @click.argument("url")
 @click.option(
-    "--from", "from_", type=int, metavar="N", help="Old version (default: the one before --to)."
+    "--from",
+    "from_",
+    type=int,
+    metavar="N",
+    help="Old version (default: the one live before; with --to, the one before --to).",
 )
-@click.option("--to", type=int, metavar="M", help="New version (default: the latest).")
+@click.option("--to", type=int, metavar="M", help="New version (default: the one live now).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of the diff.")
 @pass_state
 def diff(state: State, url: str, from_: int | None, to: int | None, as_json: bool) -> None:
@@ -248,7 +260,7 @@ def diff(state: State, url: str, from_: int | None, to: int | None, as_json: boo
         article = find_article(store, url)
         versions = {v.number: v for v in store.versions(article.id)}
         furniture = store.site_furniture(article.host)
-    old, new = _versions_to_compare(versions, from_, to)
+    old, new = _versions_to_compare(versions, from_, to, article)
     change = compute_change(
         normalise(old.title),
         comparable_text(old.text, furniture),
@@ -284,11 +296,15 @@ def diff(state: State, url: str, from_: int | None, to: int | None, as_json: boo
 
 
 def _versions_to_compare(
-    versions: dict[int, VersionRecord], from_: int | None, to: int | None
+    versions: dict[int, VersionRecord], from_: int | None, to: int | None, article: ArticleState
 ) -> tuple[VersionRecord, VersionRecord]:
     """The two versions `watcher diff` compares, or a usage error naming the option at fault."""
     if not versions:
         raise click.UsageError("no version stored yet: nothing to compare")
+    if from_ is None and to is None:
+        live = article.latest_change
+        if live is not None and set(live) <= set(versions):
+            return versions[live[0]], versions[live[1]]
     new = _pick(versions, to if to is not None else max(versions), "--to")
     if from_ is None:
         if new.number - 1 not in versions:
