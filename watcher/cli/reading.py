@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 ALERT_FIELDS = (
     "id, rule, event, feed, url, title, version, created_at, matched, classes, added, "
-    "removed, delivered, deliveries (notifier, state, attempts, next_try_at, sent_at, last_error), detail"
+    "removed, delivered, deliveries (notifier, state, attempts, next_try_at, sent_at, "
+    "last_error), detail"
 )
 
 
