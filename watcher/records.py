@@ -88,6 +88,7 @@ class ArticleState:
     last_error: str | None = None
     previous_version: int | None = None
     flips: int = 0
+    recent_checks: str = ""  # the last checks' outcomes (see watcher.pipeline.livepages)
 
     @property
     def latest_change(self) -> tuple[int, int] | None:

@@ -335,7 +335,8 @@ Examples:
 
 \b
 --json fields: feed, enabled, url, last_poll, status, gone, next_poll, articles, errors,
-last_error (a feed configured since the last poll has nulls and zeros)."""
+live, last_error (a feed configured since the last poll has nulls and zeros). live: its
+articles that are live pages now (see `watcher status`)."""
 )
 @click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
 @click.option(
@@ -344,6 +345,7 @@ last_error (a feed configured since the last poll has nulls and zeros)."""
 @pass_state
 def feeds(state: State, as_json: bool, opml: bool) -> None:
     """Each feed's state: last poll, errors, articles."""
+    from watcher.cli.live import live_pages, live_per_feed
     from watcher.cli.output import Column, emit
 
     config = state.config()
@@ -358,6 +360,7 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
     configured += [(feed, False) for feed in config.muted_feeds]
     with state.store() as store:
         states = {s.name: s for s in store.feed_states([feed.name for feed, _ in configured])}
+        live = live_per_feed(live_pages(config, store))
     rows = []
     for feed, enabled in sorted(configured, key=lambda item: item[0].name):
         s = states.get(feed.name)  # None: configured since the last check or run
@@ -372,6 +375,7 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
                 "next_poll": s.next_poll_at if s else None,
                 "articles": s.articles if s else 0,
                 "errors": s.error_streak if s else 0,
+                "live": live[feed.name],
                 "last_error": s.last_error if s else None,
             }
         )
@@ -382,6 +386,7 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
         Column("next poll", "next_poll", when),
         Column("articles", "articles"),
         Column("errors", "errors"),
+        Column("live", "live"),
         Column("note", "enabled", lambda on: "" if on else "muted (enabled: false)"),
         Column("last error", "last_error"),
     ]
@@ -399,7 +404,9 @@ Examples:
 
 \b
 --json: {"feeds": [{feed, last_poll, next_poll, last_status, error_streak, last_error,
-tracking, retired, versions, alerts}], "outbox": {state: count}}."""
+tracking, retired, versions, alerts, live}], "live_pages": [{id, url, title, feeds, changes,
+checks}], "outbox": {state: count}}. A live page changed on live_pages.changes of its last
+live_pages.checks checks (default 4 of 6): its alerts go out as one digest per article."""
 )
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
 @pass_state
@@ -408,6 +415,7 @@ def status(state: State, as_json: bool) -> None:
 
     Only reads (no lock), so it runs beside `watcher run`. Articles are counted per feed:
     one in two feeds counts in both."""
+    from watcher.cli.live import live_pages, live_per_feed, print_live
     from watcher.cli.output import to_json
     from watcher.cli.worker import print_workers, workers_section
 
@@ -417,15 +425,21 @@ def status(state: State, as_json: bool) -> None:
         totals = store.feed_totals()
         backlog = store.outbox_backlog()
         workers = workers_section(config, store)
+        live = live_pages(config, store)
+    per_feed = live_per_feed(live)
     feeds = [
-        feed_status(feed.name, states.get(feed.name), totals.get(feed.name, {}))
+        {
+            **feed_status(feed.name, states.get(feed.name), totals.get(feed.name, {})),
+            "live": per_feed[feed.name],
+        }
         for feed in config.feeds
     ]
     if as_json:
-        report: dict[str, Any] = {"feeds": feeds, "outbox": backlog, **(workers or {})}
+        report = {"feeds": feeds, "live_pages": live, "outbox": backlog, **(workers or {})}
         click.echo(to_json(report, config.mask))
         return
     _print_status(feeds, backlog, config)
+    print_live(live, config)
     if workers is not None:
         print_workers(workers)
 
@@ -456,6 +470,7 @@ def _print_status(feeds: list[dict[str, Any]], backlog: dict[str, int], config: 
         Column("status", "last_status", lambda status: str(status or "—")),
         Column("errors", "error_streak"),
         *(Column(key, key) for key in STATUS_COUNTS),
+        Column("live", "live"),
         Column("last error", "last_error"),
     ]
     emit(feeds, columns, empty="no feeds configured", mask=config.mask)

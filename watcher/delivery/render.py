@@ -407,7 +407,9 @@ def _without_headline(excerpt: str, title: str) -> str:
 def _digest(alerts: Sequence[AlertRecord], base_url: str | None) -> dict[str, Any]:
     views = [alert_view(alert, base_url) for alert in alerts]
     by_rule = Counter(view["rule"] for view in views).most_common()
-    return {"alerts": views, "by_rule": by_rule}
+    # A live page's digest (all its alerts, one article): its headline now, else "".
+    live = all(a.detail.get("live") for a in alerts) and len({a.article_id for a in alerts}) == 1
+    return {"alerts": views, "by_rule": by_rule, "live_article": views[-1]["title"] if live else ""}
 
 
 def _diff_command(url: str, previous: int | None, version: int) -> str:
