@@ -36,7 +36,7 @@ def test_alerts_of_one_version_are_one_message_naming_every_rule() -> None:
     assert [[d.id for d in group] for group in groups] == [[1, 3], [2]]
     message = Renderer().alert(*[d.alert for d in groups[0]])
     assert message.subject.startswith("[watcher] ceasefire, stealth-edits (substance, headline):")
-    assert 'Edited article, rules "ceasefire, stealth-edits"' in message.text
+    assert 'Edited article (substance, headline), rules "ceasefire, stealth-edits"' in message.text
     assert "alerts 1, 3" in message.text
     assert message.text.count("What changed") == 1
     assert "rules **ceasefire, stealth-edits**" in message.html.replace("<b>", "**").replace(
