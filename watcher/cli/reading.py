@@ -361,24 +361,11 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
     with state.store() as store:
         states = {s.name: s for s in store.feed_states([feed.name for feed, _ in configured])}
         live = live_per_feed(live_pages(config, store))
-    rows = []
-    for feed, enabled in sorted(configured, key=lambda item: item[0].name):
-        s = states.get(feed.name)  # None: configured since the last check or run
-        rows.append(
-            {
-                "feed": feed.name,
-                "enabled": enabled,
-                "url": feed.url,
-                "last_poll": s.last_polled_at if s else None,
-                "status": s.last_status if s else None,
-                "gone": bool(s and s.disabled_at),
-                "next_poll": s.next_poll_at if s else None,
-                "articles": s.articles if s else 0,
-                "errors": s.error_streak if s else 0,
-                "live": live[feed.name],
-                "last_error": s.last_error if s else None,
-            }
-        )
+    rows = [
+        {**_feed_row(feed.name, feed.url, states.get(feed.name)), "enabled": enabled}
+        | {"live": live[feed.name]}
+        for feed, enabled in sorted(configured, key=lambda item: item[0].name)
+    ]
     columns = [
         Column("feed", "feed"),
         Column("last poll (UTC)", "last_poll", lambda t: when(t) if t else "never"),
@@ -394,6 +381,21 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
         if row["gone"]:
             row["last_error"] = f"gone: disabled; {row['last_error'] or ''}".rstrip("; ")
     emit(rows, columns, as_json=as_json, empty="no feeds configured", mask=config.mask)
+
+
+def _feed_row(name: str, url: str, s: FeedState | None) -> dict[str, Any]:
+    """One feed of `watcher feeds` (``s`` None: configured since the last check or run)."""
+    return {
+        "feed": name,
+        "url": url,
+        "last_poll": s.last_polled_at if s else None,
+        "status": s.last_status if s else None,
+        "gone": bool(s and s.disabled_at),
+        "next_poll": s.next_poll_at if s else None,
+        "articles": s.articles if s else 0,
+        "errors": s.error_streak if s else 0,
+        "last_error": s.last_error if s else None,
+    }
 
 
 @main.command(
