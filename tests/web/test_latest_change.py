@@ -1,5 +1,5 @@
 """The web view's article page after a revert: its latest change is the rollback that is
-live (the version replaced → the one gone back to), and each version shows its class."""
+live (the version replaced → the one gone back to); each version and alert shows its class."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 from starlette.testclient import TestClient
 
 from support.archive import START, fill
-from watcher.records import CheckRecord, NewVersion
+from watcher.records import CheckRecord, NewAlert, NewVersion
 from watcher.storage.store import Store
 from watcher.web.app import create_app
 
@@ -41,7 +41,9 @@ def test_the_timeline_shows_each_versions_class(db_url: str) -> None:
     text = first.text + " More."
     digest = hashlib.sha1(text.encode()).hexdigest()
     version = NewVersion(first.title, text, digest, "page", classes=("substance", "headline"))
-    writer.record_check(article_id, CheckRecord(when, None, version=version))
+    detail = {"classes": ["substance", "headline"], "previous": {"version": 1}}
+    alert = NewAlert("edits", "changed", "desk-0", (), detail)
+    writer.record_check(article_id, CheckRecord(when, None, version=version, alerts=(alert,)))
     writer.close()
     store = Store.open(db_url, create=False, read_only=True)
     try:
@@ -50,6 +52,9 @@ def test_the_timeline_shows_each_versions_class(db_url: str) -> None:
             assert '<span class="tag">substance, headline</span>' in page
             api = client.get(f"/api/v1/articles/{article_id}").json()
             assert [v["classes"] for v in api["versions"]] == [[], ["substance", "headline"]]
+            assert "changed (substance, headline):" in client.get("/alerts").text
+            (listed,) = client.get("/api/v1/alerts").json()["items"]
+            assert listed["classes"] == ["substance", "headline"]
     finally:
         store.close()
 
