@@ -299,6 +299,7 @@ class Outbox:
             due_by=None if notifier.digest else now,
             limit=DIGEST_MAX if notifier.digest else batch,
         )
+        full = len(waiting) >= batch and not notifier.digest
         held = 0
         if not notifier.digest:  # a live page's alerts wait for its digest
             waiting, holds = hold_live(waiting, now, self.config.live_pages.digest)
@@ -306,7 +307,7 @@ class Outbox:
                 self.store.defer_deliveries(ids, until)
                 held += len(ids)
         if not waiting:
-            return DispatchSummary(waiting=held)
+            return DispatchSummary(waiting=held, full_batches=int(full))
         # Read once: both when to send and how many messages may go depend on it.
         limit = notifier.rate_limit
         recent = self.store.messages_sent_since(name, now - limit.period) if limit else []
@@ -314,7 +315,6 @@ class Outbox:
         if hold_until is not None:
             self.store.defer_deliveries([d.id for d in waiting], hold_until)
             return DispatchSummary(waiting=len(waiting))
-        full = len(waiting) + held >= batch and not notifier.digest
         summary = DispatchSummary(waiting=held, full_batches=int(full))
         groups = self._messages(notifier, waiting, len(recent))
         for start in range(0, len(groups), PARALLEL_SENDS):

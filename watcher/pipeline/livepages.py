@@ -46,10 +46,15 @@ def live_fact(recent: str, settings: LivePagesSettings) -> dict[str, Any] | None
 def mark_live(
     alerts: Sequence[NewAlert], recent: str, settings: LivePagesSettings
 ) -> tuple[NewAlert, ...]:
-    """The alerts of a change, marked ``live`` in their detail when the article is a live
-    page counting this check (``recent`` is its outcomes before it): the outbox bundles those
-    per article."""
+    """The alerts of a check, its edits' (``changed``) marked ``live`` in their detail when
+    the article is a live page counting this check as a change (``recent`` is its outcomes
+    before it): the outbox bundles those per article."""
+    if not any(a.event == "changed" for a in alerts):
+        return tuple(alerts)
     fact = live_fact(with_outcome(recent, True), settings)
     if fact is None:
         return tuple(alerts)
-    return tuple(replace(a, detail={**a.detail, "live": fact}) for a in alerts)
+    return tuple(
+        replace(a, detail={**a.detail, "live": fact}) if a.event == "changed" else a
+        for a in alerts
+    )
