@@ -88,6 +88,15 @@ class ArticleState:
     last_error: str | None = None
     previous_version: int | None = None
     flips: int = 0
+    recent_checks: str = ""  # the last checks' outcomes (see watcher.pipeline.livepages)
+
+    @property
+    def latest_change(self) -> tuple[int, int] | None:
+        """The latest change as it happened: (the version live before, the one live now);
+        after a revert A → B → A that is B → A. None before the article has changed."""
+        if self.previous_version is None or self.current_version is None:
+            return None
+        return self.previous_version, self.current_version
 
 
 @dataclass(frozen=True)

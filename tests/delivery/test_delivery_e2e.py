@@ -89,7 +89,8 @@ def test_an_edit_arrives_by_email_with_text_html_and_escaping(
     (message,) = smtp.messages
     assert (
         message["subject"]
-        == "[watcher] edits: Truce talks resume in Geneva → Truce collapses in Geneva"
+        == "[watcher] edits (substance, headline): Truce talks resume in Geneva → Truce "
+        "collapses in Geneva"
     )
     body = parts(message)
     html, plain = body["text/html"], body["text/plain"]
@@ -98,10 +99,12 @@ def test_an_edit_arrives_by_email_with_text_html_and_escaping(
     assert "<del" in html and "<ins" in html
     assert "Headline changed" in html and "Numbers changed" in html
     assert "{+" in plain and "15" in plain and room.url("/news/truce.html") in plain
+    assert "Edited article · <b>substance, headline</b>" in html
     code, out, _ = run(config, "alerts", "--json")
     (alert,) = [a for a in json.loads(out) if a["event"] == "changed"]
     assert alert["delivered"] is True
     assert alert["deliveries"][0]["state"] == "sent"
+    assert alert["classes"] == ["substance", "headline"]
     assert "delivered" not in run(config, "check", "--recheck-all")[1]  # nothing sent twice
     assert len(smtp.messages) == 1
 

@@ -35,8 +35,8 @@ def test_alerts_of_one_version_are_one_message_naming_every_rule() -> None:
     groups = per_version(waiting)
     assert [[d.id for d in group] for group in groups] == [[1, 3], [2]]
     message = Renderer().alert(*[d.alert for d in groups[0]])
-    assert message.subject.startswith("[watcher] ceasefire, stealth-edits:")
-    assert 'Edited article, rules "ceasefire, stealth-edits"' in message.text
+    assert message.subject.startswith("[watcher] ceasefire, stealth-edits (substance, headline):")
+    assert 'Edited article (substance, headline), rules "ceasefire, stealth-edits"' in message.text
     assert "alerts 1, 3" in message.text
     assert message.text.count("What changed") == 1
     assert "rules **ceasefire, stealth-edits**" in message.html.replace("<b>", "**").replace(
@@ -78,3 +78,13 @@ def test_notify_test_says_why_a_send_failed(tmp_path: Path) -> None:
     assert result.exit_code == 1
     line = result.stdout.strip()
     assert "FAILED:" in line and "apprise: FAILURE" not in line, line
+
+
+def test_a_flip_flop_says_so_once_in_every_format() -> None:
+    sample = sample_alert(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+    alert = replace(sample, detail={**sample.detail, "classes": ["flip-flop"]})
+    message = Renderer().alert(alert)
+    assert message.subject.startswith("[watcher] sample (flip-flop): ")
+    for body in (message.text, message.html, message.markdown):
+        assert "keeps alternating between texts it has shown" in body
+        assert "no further alert until it shows a new text" in body

@@ -7,6 +7,7 @@ import yaml
 
 from support.paths import ROOT
 from watcher.config.models import RuleConfig
+from watcher.pipeline.classes import classify
 from watcher.pipeline.diff import compute_change, document
 from watcher.pipeline.rules import Condition, Rule, Subject, documentation, keyword_pattern
 
@@ -21,7 +22,8 @@ def _subject(case: dict[str, Any]) -> Subject:
         return Subject("new", feeds, tags, document(new["title"], new["text"]))
     old = case["old"]
     change = compute_change(old["title"], old["text"], new["title"], new["text"])
-    return Subject("changed", feeds, tags, document(new["title"], new["text"]), change)
+    text = document(new["title"], new["text"])
+    return Subject("changed", feeds, tags, text, change, classify(change))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

@@ -56,6 +56,8 @@ feeds:
   - {{name: json, url: "{room.url("/feed.json")}"}}
 notifiers: {{hook: "{hook}"}}
 delivery: {{retry: {{first: 1s, max: 2s}}}}
+# The desk edits stories faster than a live page's digest period: every alert must go now.
+live_pages: {{enabled: false}}
 rules:
   - {{name: all, events: [new], notify: [hook]}}
   - {{name: edits, events: [changed], notify: [hook]}}

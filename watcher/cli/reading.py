@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 ALERT_FIELDS = (
-    "id, rule, event, feed, url, title, version, created_at, matched, added, removed, "
-    "delivered, deliveries (notifier, state, attempts, next_try_at, sent_at, last_error), detail"
+    "id, rule, event, feed, url, title, version, created_at, matched, classes, added, "
+    "removed, delivered, deliveries (notifier, state, attempts, next_try_at, sent_at, "
+    "last_error), detail"
 )
 
 
@@ -81,6 +82,7 @@ def alerts(
         Column("v", "version"),
         Column("title", "title"),
         Column("matched", "matched", ", ".join),
+        Column("class", "classes", ", ".join),
         Column("delivery", "delivery"),
     ]
     emit(rows, columns, as_json=as_json, empty="no alerts recorded", mask=config.mask)
@@ -138,8 +140,9 @@ Examples:
 
 \b
 --json: {"article": {url, feeds, status, first_seen, checks, next_check_at, last_error},
-"versions": [{number, current, fetched_at, source, words, times_seen, last_seen_at,
-title}]}."""
+"versions": [{number, current, classes, fetched_at, source, words, times_seen,
+last_seen_at, title}]}. classes: what kind of edit made the version (typo, wording,
+substance, headline, correction); a version the page went back to is seen more than once."""
 )
 @click.argument("url")
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
@@ -155,6 +158,7 @@ def history(state: State, url: str, as_json: bool) -> None:
         {
             "number": v.number,
             "current": v.number == article.current_version,
+            "classes": v.classes.split(),
             "fetched_at": v.fetched_at,
             "source": v.source,
             "words": len(v.text.split()),
@@ -171,6 +175,7 @@ def history(state: State, url: str, as_json: bool) -> None:
     columns = [
         Column("v", "number"),
         Column("current", "current", lambda current: "←" if current else ""),
+        Column("class", "classes", lambda classes: ", ".join(classes) or "—"),
         Column("fetched (UTC)", "fetched_at", when),
         Column("source", "source"),
         Column("words", "words"),
@@ -221,19 +226,27 @@ def print_article_header(article: ArticleState) -> None:
 @main.command(
     epilog="""\b
 Examples:
-  watcher diff https://news.example.org/story            # the latest edit
+  watcher diff https://news.example.org/story            # the latest change, as it happened
   watcher diff https://news.example.org/story --from 1   # everything since version 1
   watcher diff https://news.example.org/story --json
 
 \b
 --json: {url, from, to, words_added, words_removed, headline_changed, added, removed,
-ops: [[op, text], ...]} with op -1 removed, 0 same, 1 added."""
+ops: [[op, text], ...]} with op -1 removed, 0 same, 1 added.
+
+\b
+Without --from and --to: from the version the page showed before its latest change to the
+one it shows now (after a revert, the rollback: the newer version → the older one)."""
 )
 @click.argument("url")
 @click.option(
-    "--from", "from_", type=int, metavar="N", help="Old version (default: the one before --to)."
+    "--from",
+    "from_",
+    type=int,
+    metavar="N",
+    help="Old version (default: the one live before; with --to, the one before --to).",
 )
-@click.option("--to", type=int, metavar="M", help="New version (default: the latest).")
+@click.option("--to", type=int, metavar="M", help="New version (default: the one live now).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of the diff.")
 @pass_state
 def diff(state: State, url: str, from_: int | None, to: int | None, as_json: bool) -> None:
@@ -247,7 +260,7 @@ def diff(state: State, url: str, from_: int | None, to: int | None, as_json: boo
         article = find_article(store, url)
         versions = {v.number: v for v in store.versions(article.id)}
         furniture = store.site_furniture(article.host)
-    old, new = _versions_to_compare(versions, from_, to)
+    old, new = _versions_to_compare(versions, from_, to, article)
     change = versions_change(old, new, furniture)
     if as_json:
         payload = {
@@ -278,11 +291,15 @@ def diff(state: State, url: str, from_: int | None, to: int | None, as_json: boo
 
 
 def _versions_to_compare(
-    versions: dict[int, VersionRecord], from_: int | None, to: int | None
+    versions: dict[int, VersionRecord], from_: int | None, to: int | None, article: ArticleState
 ) -> tuple[VersionRecord, VersionRecord]:
     """The two versions `watcher diff` compares, or a usage error naming the option at fault."""
     if not versions:
         raise click.UsageError("no version stored yet: nothing to compare")
+    if from_ is None and to is None:
+        live = article.latest_change
+        if live is not None and set(live) <= set(versions):
+            return versions[live[0]], versions[live[1]]
     new = _pick(versions, to if to is not None else max(versions), "--to")
     if from_ is None:
         if new.number - 1 not in versions:
@@ -312,7 +329,8 @@ Examples:
 
 \b
 --json fields: feed, enabled, url, last_poll, status, gone, next_poll, articles, errors,
-last_error (a feed configured since the last poll has nulls and zeros)."""
+live, last_error (a feed configured since the last poll has nulls and zeros). live: its
+articles that are live pages now (see `watcher status`)."""
 )
 @click.option("--json", "as_json", is_flag=True, help="A JSON array instead of a table.")
 @click.option(
@@ -321,6 +339,7 @@ last_error (a feed configured since the last poll has nulls and zeros)."""
 @pass_state
 def feeds(state: State, as_json: bool, opml: bool) -> None:
     """Each feed's state: last poll, errors, articles."""
+    from watcher.cli.live import live_pages, live_per_feed
     from watcher.cli.output import Column, emit
 
     config = state.config()
@@ -335,23 +354,12 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
     configured += [(feed, False) for feed in config.muted_feeds]
     with state.store() as store:
         states = {s.name: s for s in store.feed_states([feed.name for feed, _ in configured])}
-    rows = []
-    for feed, enabled in sorted(configured, key=lambda item: item[0].name):
-        s = states.get(feed.name)  # None: configured since the last check or run
-        rows.append(
-            {
-                "feed": feed.name,
-                "enabled": enabled,
-                "url": feed.url,
-                "last_poll": s.last_polled_at if s else None,
-                "status": s.last_status if s else None,
-                "gone": bool(s and s.disabled_at),
-                "next_poll": s.next_poll_at if s else None,
-                "articles": s.articles if s else 0,
-                "errors": s.error_streak if s else 0,
-                "last_error": s.last_error if s else None,
-            }
-        )
+        live = live_per_feed(live_pages(config, store))
+    rows = [
+        {**_feed_row(feed.name, feed.url, states.get(feed.name)), "enabled": enabled}
+        | {"live": live[feed.name]}
+        for feed, enabled in sorted(configured, key=lambda item: item[0].name)
+    ]
     columns = [
         Column("feed", "feed"),
         Column("last poll (UTC)", "last_poll", lambda t: when(t) if t else "never"),
@@ -359,6 +367,7 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
         Column("next poll", "next_poll", when),
         Column("articles", "articles"),
         Column("errors", "errors"),
+        Column("live", "live"),
         Column("note", "enabled", lambda on: "" if on else "muted (enabled: false)"),
         Column("last error", "last_error"),
     ]
@@ -366,6 +375,21 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
         if row["gone"]:
             row["last_error"] = f"gone: disabled; {row['last_error'] or ''}".rstrip("; ")
     emit(rows, columns, as_json=as_json, empty="no feeds configured", mask=config.mask)
+
+
+def _feed_row(name: str, url: str, s: FeedState | None) -> dict[str, Any]:
+    """One feed of `watcher feeds` (``s`` None: configured since the last check or run)."""
+    return {
+        "feed": name,
+        "url": url,
+        "last_poll": s.last_polled_at if s else None,
+        "status": s.last_status if s else None,
+        "gone": bool(s and s.disabled_at),
+        "next_poll": s.next_poll_at if s else None,
+        "articles": s.articles if s else 0,
+        "errors": s.error_streak if s else 0,
+        "last_error": s.last_error if s else None,
+    }
 
 
 @main.command(
@@ -376,9 +400,11 @@ Examples:
 
 \b
 --json: {"feeds": [{feed, last_poll, next_poll, last_status, error_streak, last_error,
-tracking, retired, versions, alerts}], "outbox": {state: count}}; with `queue:
-procrastinate` also "workers": [{id, host, pid, concurrency, started, last_seen, processed,
-failed, state}] and "queue": {"todo": {task: count}, doing, stalled, failed}."""
+tracking, retired, versions, alerts, live}], "live_pages": [{id, url, title, feeds, changes,
+checks}], "outbox": {state: count}}; with `queue: procrastinate` also "workers": [{id, host,
+pid, concurrency, started, last_seen, processed, failed, state}] and "queue": {"todo": {task:
+count}, doing, stalled, failed}. A live page changed on live_pages.changes of its last
+live_pages.checks checks (default 4 of 6): its alerts go out as one digest per article."""
 )
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
 @pass_state
@@ -387,6 +413,7 @@ def status(state: State, as_json: bool) -> None:
 
     Only reads (no lock), so it runs beside `watcher run`. Articles are counted per feed:
     one in two feeds counts in both."""
+    from watcher.cli.live import live_pages, live_per_feed, print_live
     from watcher.cli.output import to_json
     from watcher.cli.worker import print_workers, workers_section
 
@@ -396,15 +423,21 @@ def status(state: State, as_json: bool) -> None:
         totals = store.feed_totals()
         backlog = store.outbox_backlog()
         workers = workers_section(config, store)
+        live = live_pages(config, store)
+    per_feed = live_per_feed(live)
     feeds = [
-        feed_status(feed.name, states.get(feed.name), totals.get(feed.name, {}))
+        {
+            **feed_status(feed.name, states.get(feed.name), totals.get(feed.name, {})),
+            "live": per_feed[feed.name],
+        }
         for feed in config.feeds
     ]
     if as_json:
-        report: dict[str, Any] = {"feeds": feeds, "outbox": backlog, **(workers or {})}
+        report = {"feeds": feeds, "live_pages": live, "outbox": backlog, **(workers or {})}
         click.echo(to_json(report, config.mask))
         return
     _print_status(feeds, backlog, config)
+    print_live(live, config)
     if workers is not None:
         print_workers(workers)
 
@@ -435,6 +468,7 @@ def _print_status(feeds: list[dict[str, Any]], backlog: dict[str, int], config: 
         Column("status", "last_status", lambda status: str(status or "—")),
         Column("errors", "error_streak"),
         *(Column(key, key) for key in STATUS_COUNTS),
+        Column("live", "live"),
         Column("last error", "last_error"),
     ]
     emit(feeds, columns, empty="no feeds configured", mask=config.mask)

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from watcher.config.allowlist import AllowList, parse_allow_entry
+from watcher.config.live import LivePagesSettings
 from watcher.config.services import (
     ArchiveSettings,
     MetricsSettings,
@@ -297,6 +298,7 @@ class Config(Model):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     rules: list[RuleConfig] = Field(default_factory=list)
+    live_pages: LivePagesSettings = Field(default_factory=LivePagesSettings)
     # Off unless set: the daemon's /metrics and /healthz endpoint (watcher.metrics).
     metrics: MetricsSettings | None = None
     # Off unless set: the original HTTP response of every version, as WARC files.

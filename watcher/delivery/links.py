@@ -45,6 +45,8 @@ def alert_json(alert: AlertRecord, base_url: str | None = None) -> dict[str, Any
         "version": alert.version,
         "created_at": alert.created_at.isoformat(),
         "matched": list(alert.matched),
+        # What kind of edit (see watcher.pipeline.classes); [] for a new article.
+        "classes": list(detail.get("classes", [])),
         "added": detail.get("added", []),
         "removed": detail.get("removed", []),
         "delivered": alert.delivered,

@@ -41,9 +41,10 @@ from watcher.clock import utc_now
 from watcher.config.models import Config, NotifierConfig, RetrySettings
 from watcher.config.values import RateLimit
 from watcher.delivery import console  # noqa: F401  (registers console://)
+from watcher.delivery.livedigest import MessageKey, hold_live, message_key, version_key
 from watcher.delivery.render import Message, Renderer, sample_alert, test_message
 from watcher.errors import ConfigError
-from watcher.records import AlertRecord, DeliveryOutcome, PendingDelivery
+from watcher.records import DeliveryOutcome, PendingDelivery
 
 if TYPE_CHECKING:  # the store is handed in: validate and notify-test need no database
     from watcher.storage.store import Store
@@ -298,8 +299,15 @@ class Outbox:
             due_by=None if notifier.digest else now,
             limit=DIGEST_MAX if notifier.digest else batch,
         )
+        full = len(waiting) >= batch and not notifier.digest
+        held = 0
+        if not notifier.digest:  # a live page's alerts wait for its digest
+            waiting, holds = hold_live(waiting, now, self.config.live_pages.digest)
+            for until, ids in holds.items():
+                self.store.defer_deliveries(ids, until)
+                held += len(ids)
         if not waiting:
-            return DispatchSummary()
+            return DispatchSummary(waiting=held, full_batches=int(full))
         # Read once: both when to send and how many messages may go depend on it.
         limit = notifier.rate_limit
         recent = self.store.messages_sent_since(name, now - limit.period) if limit else []
@@ -307,7 +315,7 @@ class Outbox:
         if hold_until is not None:
             self.store.defer_deliveries([d.id for d in waiting], hold_until)
             return DispatchSummary(waiting=len(waiting))
-        summary = DispatchSummary(full_batches=int(len(waiting) >= batch and not notifier.digest))
+        summary = DispatchSummary(waiting=held, full_batches=int(full))
         groups = self._messages(notifier, waiting, len(recent))
         for start in range(0, len(groups), PARALLEL_SENDS):
             window = groups[start : start + PARALLEL_SENDS]
@@ -399,7 +407,7 @@ class Outbox:
 
     def _render(self, deliveries: list[PendingDelivery]) -> Message:
         first, *others = [d.alert for d in deliveries]
-        if all(_version_key(alert) == _version_key(first) for alert in others):
+        if all(version_key(alert) == version_key(first) for alert in others):
             return self.renderer.alert(first, *others)
         return self.renderer.digest([first, *others])
 
@@ -433,7 +441,7 @@ class Outbox:
     ) -> DispatchSummary:
         summary = DispatchSummary(messages=1)
         ids = ", ".join(str(d.alert.id) for d in group)
-        single = len({_version_key(d.alert) for d in group}) == 1
+        single = len({version_key(d.alert) for d in group}) == 1
         kind = f"alert {ids}" if single else f"digest of {len(group)} alerts"
         for result in results:
             if not result.ok:
@@ -463,18 +471,13 @@ class Outbox:
         return summary
 
 
-def _version_key(alert: AlertRecord) -> tuple[int, int] | int:
-    """What makes alerts one message: the same version of the same article (a feed-health
-    alert has none: it is always alone)."""
-    return (alert.article_id, alert.version) if alert.article_id else -alert.id
-
-
 def per_version(waiting: list[PendingDelivery]) -> list[list[PendingDelivery]]:
     """The waiting deliveries as messages: one per article version, naming every rule that
-    matched it (an edit matching two rules is one message to a notifier, not two)."""
-    groups: dict[tuple[int, int] | int, list[PendingDelivery]] = {}
+    matched it (an edit matching two rules is one message to a notifier, not two); a live
+    page's, one digest per article."""
+    groups: dict[MessageKey, list[PendingDelivery]] = {}
     for delivery in waiting:
-        groups.setdefault(_version_key(delivery.alert), []).append(delivery)
+        groups.setdefault(message_key(delivery.alert), []).append(delivery)
     return list(groups.values())
 
 

@@ -165,6 +165,7 @@ def sample_alert(now: datetime) -> AlertRecord:
         "hunks": [hunk],
         "hunks_total": 3,
         "previous": {"version": 1, "fetched_at": now.isoformat()},
+        "classes": ["substance", "headline"],
     }
     return AlertRecord(
         id=0,
@@ -301,6 +302,8 @@ def alert_view(alert: AlertRecord, base_url: str | None = None) -> dict[str, Any
         "previous_version": previous_number,
         "previous_fetched_at": _parse_time(previous.get("fetched_at")),
         "matched": list(alert.matched),
+        # What kind of edit, strongest first (watcher.pipeline.classes); [] for a new article.
+        "classes": list(detail.get("classes", [])),
         "reasons": list(detail.get("reasons", [])),
         "words_added": detail.get("words_added", 0),
         "words_removed": detail.get("words_removed", 0),
@@ -319,8 +322,22 @@ def alert_view(alert: AlertRecord, base_url: str | None = None) -> dict[str, Any
     view["event_label"] = _EVENT_LABELS.get(alert.event, alert.event)
     view["problem"] = detail.get("problem", "")
     view["reason"] = detail.get("reason", "")
+    view["went_back"] = went_back(view["classes"], alert.version, previous_number)
     view["summary"] = summary_line(view)
     return view
+
+
+def went_back(classes: Sequence[str], version: int, previous: int | None) -> str:
+    """What a revert or a flip-flop means, in a sentence ("" for any other change)."""
+    if "flip-flop" in classes:
+        return (
+            f"The page keeps alternating between texts it has shown (now version {version} "
+            "again; an A/B test?). Said once: no further alert until it shows a new text."
+        )
+    if "revert" in classes:
+        replaced = f" after version {previous} replaced it" if previous is not None else ""
+        return f"The page went back to version {version}{replaced}: the edit was undone."
+    return ""
 
 
 # Context that starts with these follows the changed words without a space: "{+Saturday+},".
@@ -365,7 +382,7 @@ def summary_line(view: dict[str, Any]) -> str:
     if view["event"] == "new":
         matched = f"matched {', '.join(view['matched'])}" if view["matched"] else "new article"
         return matched
-    parts = []
+    parts = [", ".join(view["classes"])] if view["classes"] else []
     if view["headline_changed"]:
         parts.append(f"headline was “{view['old_title']}”")
     if view["numbers_removed"] or view["numbers_added"]:
@@ -393,7 +410,9 @@ def _without_headline(excerpt: str, title: str) -> str:
 def _digest(alerts: Sequence[AlertRecord], base_url: str | None) -> dict[str, Any]:
     views = [alert_view(alert, base_url) for alert in alerts]
     by_rule = Counter(view["rule"] for view in views).most_common()
-    return {"alerts": views, "by_rule": by_rule}
+    # A live page's digest (all its alerts, one article): its headline now, else "".
+    live = all(a.detail.get("live") for a in alerts) and len({a.article_id for a in alerts}) == 1
+    return {"alerts": views, "by_rule": by_rule, "live_article": views[-1]["title"] if live else ""}
 
 
 def _diff_command(url: str, previous: int | None, version: int) -> str:

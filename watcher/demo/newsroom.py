@@ -355,6 +355,10 @@ notifiers:
 delivery:
   default: [screen]
 
+# A story edited on most checks is a live page: its alerts come as one digest per story,
+# here every 30 s (real: an hour) since the demo's time runs fast.
+live_pages: {digest: 30s}
+
 rules:
   - {name: ceasefire, keywords: [cease-fire], events: [new, changed]}
   - {name: all-edits, events: [changed]}

@@ -183,6 +183,22 @@ def apply_queue_schema(connection: Connection) -> bool:
     return True
 
 
+def _reserved_8(connection: Connection) -> None:
+    """8: the number given to another change made at the same time (take-downs); this
+    placeholder keeps the numbering until it is merged, in its place. It changes nothing."""
+
+
+def _add_recent_checks(connection: Connection) -> None:
+    """9: ``article.recent_checks``, each article's last check outcomes (live pages, see
+    watcher.pipeline.livepages). Safe to run where the column exists already, so its place in
+    the numbering can move."""
+    if "recent_checks" in {c["name"] for c in inspect(connection).get_columns("article")}:
+        return
+    connection.execute(
+        text("ALTER TABLE article ADD COLUMN recent_checks VARCHAR NOT NULL DEFAULT ''")
+    )
+
+
 # MIGRATIONS[n] upgrades a database from schema version n + 1 to n + 2.
 MIGRATIONS: list[Migration] = [
     _add_outbox,
@@ -191,6 +207,8 @@ MIGRATIONS: list[Migration] = [
     _add_alert_list_indexes,
     _add_edit_tracking,
     _add_queue_tables,
+    _reserved_8,
+    _add_recent_checks,
 ]
 
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]

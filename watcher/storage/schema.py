@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator,
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 9
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -89,6 +89,8 @@ class ArticleRow(SQLModel, table=True):
     previous_version: int | None = None
     # Checks in a row that went back to a text shown before: 1 is a revert, 2 a flip-flop.
     flips: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # The last checks' outcomes, oldest first: c changed, - same (watcher.pipeline.livepages).
+    recent_checks: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class ArticleFeedRow(SQLModel, table=True):

@@ -41,6 +41,7 @@ from watcher.storage.engine import (
 from watcher.storage.feeds import FeedQueries
 from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries
 from watcher.storage.listing import ArticleListing
+from watcher.storage.livepages import LivePageQueries, recorded_outcome
 from watcher.storage.migrations import migrate, require_schema
 from watcher.storage.schema import (
     AlertRow,
@@ -71,7 +72,13 @@ _FEED_NAMES = (
 
 
 class Store(
-    FeedQueries, AlertQueries, FurnitureQueries, ArticleListing, BrowseQueries, WorkerQueries
+    FeedQueries,
+    AlertQueries,
+    FurnitureQueries,
+    ArticleListing,
+    BrowseQueries,
+    WorkerQueries,
+    LivePageQueries,
 ):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
 
@@ -351,6 +358,7 @@ def _update_article(
     }
     if check.error is None:
         values.update(etag=check.etag, last_modified=check.last_modified)
+    values.update(recorded_outcome(check, current if check.version is not None else None))
     if current is not None:
         values["current_version"] = current
         # The old values on both backends: the version live before, kept for diffs.

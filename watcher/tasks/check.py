@@ -21,6 +21,7 @@ from watcher.pipeline.extract import extract_article, fragment_to_text
 from watcher.pipeline.fetch import StatusError, URLCheck
 from watcher.pipeline.headers import Validators
 from watcher.pipeline.judge import Judgement, Page, judge
+from watcher.pipeline.livepages import mark_live
 from watcher.pipeline.netguard import Refused, url_guard
 from watcher.pipeline.urls import userinfo_allowed
 from watcher.records import ArticleState, CheckRecord, RawExchange, VersionRecord, WarcRef
@@ -109,6 +110,8 @@ def _record(
     url = article.url
     if verdict.error:
         log.warning("article %s: check failed: %s", url, verdict.error)
+    # A live page's alerts are marked so: the outbox bundles them per article.
+    alerts = mark_live(verdict.alerts, article.recent_checks, ctx.config.live_pages)
     record = CheckRecord(
         now,
         next_check,
@@ -116,11 +119,11 @@ def _record(
         etag=page.etag,
         last_modified=page.last_modified,
         version=verdict.version,
-        alerts=verdict.alerts if verdict.version is not None else (),
+        alerts=alerts if verdict.version is not None else (),
         seen_again=verdict.seen_again,
         # On disk (fsynced) before the version that names it is committed.
         warc=_archive_verdict(ctx, page, verdict, now),
-        revert_alerts=verdict.alerts if verdict.seen_again is not None else (),
+        revert_alerts=alerts if verdict.seen_again is not None else (),
     )
     stored = ctx.store.record_check(article.id, record)
     status = verdict.status if stored is not None or verdict.version is None else "unchanged"

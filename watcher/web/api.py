@@ -182,6 +182,7 @@ def _version(v: VersionRecord) -> dict[str, Any]:
         "last_seen_at": v.last_seen_at,
         "times_seen": v.times_seen,
         "words": words(v.text),
+        "classes": v.classes.split(),
     }
 
 

@@ -90,6 +90,7 @@ _SCHEMAS: dict[str, Any] = {
             "last_seen_at": _TIME,
             "times_seen": {"type": "integer"},
             "words": {"type": "integer"},
+            "classes": {"type": "array", "items": {"type": "string"}},
         }
     ),
     "Article": _object(
@@ -165,6 +166,7 @@ _SCHEMAS: dict[str, Any] = {
                 "version": {"type": "integer"},
                 "created_at": {"type": "string"},
                 "matched": {"type": "array", "items": {"type": "string"}},
+                "classes": {"type": "array", "items": {"type": "string"}},
                 "added": {"type": "array"},
                 "removed": {"type": "array"},
                 "delivered": {"type": "boolean"},

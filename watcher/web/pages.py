@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from watcher.records import VersionRecord
 from watcher.storage.browse import ALERT_STATES
 from watcher.web.site import NotFound, Site
 from watcher.web.views import (
@@ -58,7 +59,11 @@ class Pages:
             for i, v in enumerate(versions)
         ]
         return self.site.page(
-            "article.html.j2", article=article, timeline=timeline[::-1], versions=versions
+            "article.html.j2",
+            article=article,
+            timeline=timeline[::-1],
+            versions=versions,
+            latest=_stored_pair(article.latest_change, versions),
         )
 
     def compare(self, request: Request) -> Response:
@@ -152,6 +157,15 @@ def _cursor(request: Request) -> int | None:
     if value is None:
         raise NotFound(f"bad page cursor {text!r}")
     return value
+
+
+def _stored_pair(
+    pair: tuple[int, int] | None, versions: list[VersionRecord]
+) -> tuple[int, int] | None:
+    """``pair`` when both its versions are stored (a database from before migration 6 has no
+    record of the version live before)."""
+    numbers = {v.number for v in versions}
+    return pair if pair is not None and set(pair) <= numbers else None
 
 
 def _neighbour(numbers: list[int], number: int, step: int) -> tuple[int, int] | None:
