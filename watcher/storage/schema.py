@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator,
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -89,6 +89,35 @@ class ArticleRow(SQLModel, table=True):
     previous_version: int | None = None
     # Checks in a row that went back to a text shown before: 1 is a revert, 2 a flip-flop.
     flips: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Checks in a row whose page answered "gone" (404, 410, a redirect to the front page);
+    # see watcher.pipeline.takedown. Failures of another kind leave it as it is.
+    gone_checks: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Set while the article is taken down (the "removed" event); NULL again when restored.
+    removed_at: datetime | None = _when()
+
+
+class ArticleEventRow(SQLModel, table=True):
+    """What happened to an article's page besides edits: ``removed``, ``restored``, ``moved``."""
+
+    __tablename__ = "article_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
+    kind: str  # removed | restored | moved
+    at: datetime = Field(sa_type=UTCTimestamp)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    url: str | None = Field(default=None, sa_column=Column(Text))  # moved: the new URL
+    status: int | None = None  # the HTTP status that said it, when one did
+
+
+class ArticleAliasRow(SQLModel, table=True):
+    """Another canonical URL naming a tracked article (where it moved to, or from): a feed
+    entry naming it is that article, not a new one."""
+
+    __tablename__ = "article_alias"
+
+    url: str = Field(primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
 
 
 class ArticleFeedRow(SQLModel, table=True):
