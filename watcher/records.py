@@ -214,6 +214,16 @@ class ArticleEvent:
     url: str | None
     status: int | None
 
+    def shown(self) -> dict[str, Any]:
+        """What ``watcher history --json`` and the web API show of it."""
+        return {
+            "kind": self.kind,
+            "at": self.at,
+            "reason": self.reason,
+            "url": self.url,
+            "status": self.status,
+        }
+
 
 @dataclass(frozen=True)
 class CheckRecord:

@@ -463,16 +463,18 @@ class Outbox:
         return summary
 
 
-def _version_key(alert: AlertRecord) -> tuple[int, int] | int:
-    """What makes alerts one message: the same version of the same article (a feed-health
-    alert has none: it is always alone)."""
-    return (alert.article_id, alert.version) if alert.article_id else -alert.id
+def _version_key(alert: AlertRecord) -> tuple[int, int, str, datetime] | int:
+    """What makes alerts one message: the same check's news about one version of the same
+    article (an edit, or its take-down); a feed-health alert has none: it is always alone."""
+    if not alert.article_id:
+        return -alert.id
+    return (alert.article_id, alert.version, alert.event, alert.created_at)
 
 
 def per_version(waiting: list[PendingDelivery]) -> list[list[PendingDelivery]]:
     """The waiting deliveries as messages: one per article version, naming every rule that
     matched it (an edit matching two rules is one message to a notifier, not two)."""
-    groups: dict[tuple[int, int] | int, list[PendingDelivery]] = {}
+    groups: dict[tuple[int, int, str, datetime] | int, list[PendingDelivery]] = {}
     for delivery in waiting:
         groups.setdefault(_version_key(delivery.alert), []).append(delivery)
     return list(groups.values())

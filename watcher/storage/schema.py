@@ -180,7 +180,8 @@ class AlertRow(SQLModel, table=True):
     detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON excerpts
     created_at: datetime = Field(sa_type=UTCTimestamp)
     # 0 for the alerts a new version raises; for a revert to an earlier version, the check
-    # that saw it (a version may be gone back to more than once, each time news).
+    # that saw it (a version may be gone back to more than once, each time news); for a
+    # removed or restored article, minus the article_event's id.
     occurrence: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # new: not yet routed to notifiers; routed: one delivery row per notifier exists.
     delivery_state: str = Field(default="new", index=True)

@@ -57,8 +57,13 @@ class Pages:
             {"v": v, "words": words(v.text), "previous": versions[i - 1] if i else None}
             for i, v in enumerate(versions)
         ]
+        events = self.site.store.article_events(article.id)
         return self.site.page(
-            "article.html.j2", article=article, timeline=timeline[::-1], versions=versions
+            "article.html.j2",
+            article=article,
+            timeline=timeline[::-1],
+            versions=versions,
+            events=events[::-1],
         )
 
     def compare(self, request: Request) -> Response:
