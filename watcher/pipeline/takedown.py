@@ -23,7 +23,7 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 
 from watcher.errors import FetchError
-from watcher.pipeline.diff import document
+from watcher.pipeline.diff import body_after_title, document
 from watcher.pipeline.fetch import FetchResult, StatusError
 from watcher.pipeline.judge import alert_detail
 from watcher.pipeline.rules import Rule, Subject, evaluate
@@ -149,7 +149,8 @@ def _alerts(
 ) -> tuple[NewAlert, ...]:
     """The rules' alerts for a removed or restored article: a keyword rule judges the text
     taken down (or back) as it judges a new article's."""
-    subject = Subject(event, article.feeds, tags, document(*page))
+    title, text = page
+    subject = Subject(event, article.feeds, tags, document(title, body_after_title(title, text)))
     feed = article.feeds[0] if article.feeds else ""
     alerts = []
     for match in evaluate(rules, subject):
