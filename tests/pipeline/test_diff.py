@@ -210,10 +210,11 @@ def test_hunks_give_context_within_the_paragraph() -> None:
         "Blast",
         "First paragraph.\nPolice said one two three four 15 people five six seven eight died.",
     )
+    at = change.new_document.index("15 people")  # where the hunk is in the new document
     assert hunks(change, context_words=3) == [
-        Hunk(before="two three four ", removed="12", added="15", after=" people five six")
+        Hunk(before="two three four ", removed="12", added="15", after=" people five six", at=at)
     ]
-    assert hunks(change.ops, context_words=0) == [Hunk("", "12", "15", "")]
+    assert hunks(change.ops, context_words=0) == [Hunk("", "12", "15", "", at)]
     assert hunks(change)[0].before == "Police said one two three four "
 
 
@@ -229,6 +230,9 @@ def test_hunks_are_excerpts_of_both_versions(old: str, new: str, context: int) -
     for hunk in found:
         assert hunk.before + hunk.removed + hunk.after in change.old_document
         assert hunk.before + hunk.added + hunk.after in change.new_document
+        new = change.new_document  # the hunk is where it says, after its context
+        assert new[: hunk.at].endswith(hunk.before)
+        assert new[hunk.at :].startswith(hunk.added + hunk.after)
         assert len(diff._WORDS.findall(hunk.before)) <= context
         assert len(diff._WORDS.findall(hunk.after)) <= context
 

@@ -185,16 +185,17 @@ def judge_rules(
     """One line per rule: what it made of the latest version against the one before (or, for
     the first, as a new article)."""
     from watcher.pipeline.diff import compute_change, document
-    from watcher.pipeline.normalise import comparable_text, normalise
+    from watcher.pipeline.normalise import compared_text, normalise
     from watcher.pipeline.rules import Rule, Subject
 
+    # The rules judge the compared text: the body and the paragraphs the extractor dropped.
     new = versions[-1]
-    title, body = normalise(new.title), comparable_text(new.text, furniture)
+    title, body = normalise(new.title), compared_text(new.text, new.extra, furniture)
     change = None
     if len(versions) > 1:
         old = versions[-2]
         change = compute_change(
-            normalise(old.title), comparable_text(old.text, furniture), title, body
+            normalise(old.title), compared_text(old.text, old.extra, furniture), title, body
         )
     tags = frozenset(
         tag for feed in config.configured_feeds(article.feeds) if feed for tag in feed.tags

@@ -256,20 +256,14 @@ def diff(state: State, url: str, from_: int | None, to: int | None, as_json: boo
     from rich.text import Text
 
     from watcher.cli.output import is_terminal, to_json
-    from watcher.pipeline.diff import compute_change
-    from watcher.pipeline.normalise import comparable_text, normalise
+    from watcher.pipeline.diff import versions_change
 
     with state.store() as store:
         article = find_article(store, url)
         versions = {v.number: v for v in store.versions(article.id)}
         furniture = store.site_furniture(article.host)
     old, new = _versions_to_compare(versions, from_, to)
-    change = compute_change(
-        normalise(old.title),
-        comparable_text(old.text, furniture),
-        normalise(new.title),
-        comparable_text(new.text, furniture),
-    )
+    change = versions_change(old, new, furniture)
     if as_json:
         payload = {
             "url": article.url,
@@ -397,7 +391,9 @@ Examples:
 
 \b
 --json: {"feeds": [{feed, last_poll, next_poll, last_status, error_streak, last_error,
-tracking, retired, versions, alerts}], "outbox": {state: count}}."""
+tracking, retired, versions, alerts}], "outbox": {state: count}}; with `queue:
+procrastinate` also "workers": [{id, host, pid, concurrency, started, last_seen, processed,
+failed, state}] and "queue": {"todo": {task: count}, doing, stalled, failed}."""
 )
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
 @pass_state

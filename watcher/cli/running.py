@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -57,6 +55,7 @@ def check(
 async def _check(
     config: Config, feeds: list[str] | None, recheck_all: bool, force: bool
 ) -> PassSummary:
+    from watcher.cli.output import progress_bar
     from watcher.service.lock import writer_store
     from watcher.storage.presence import require_present, take_anchor
     from watcher.tasks import open_context, run_pass
@@ -66,40 +65,13 @@ async def _check(
     with writer_store(url, "check") as store:
         anchor = take_anchor(url, store.engine)
         async with open_context(config, store) as ctx:
-            with _progress_bar() as progress:
+            with progress_bar() as progress:
                 summary = await run_pass(
                     ctx, feeds=feeds, recheck_all=recheck_all, force=force, progress=progress
                 )
         # A file deleted during the pass took every write with it: no summary of nothing.
         require_present(anchor, url, "this pass's results are not stored")
         return summary
-
-
-@contextmanager
-def _progress_bar() -> Iterator[Callable[[str, int, int], None] | None]:
-    """A bar on a terminal; on a pipe, nothing (the summary says it all)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        yield None
-        return
-    columns = (
-        TextColumn("{task.description:>8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
 
 
 def _print_summary(summary: PassSummary, config: Config) -> None:

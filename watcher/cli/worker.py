@@ -72,7 +72,7 @@ def _quiet_queue_logs(verbose: int) -> None:
     """Procrastinate logs every job start and end at INFO, and a lost database several times
     over; the worker logs one line per outage itself. Its own lines show with -vv."""
     level = logging.DEBUG if verbose >= 2 else logging.CRITICAL
-    for name in ("procrastinate", "psycopg.pool"):
+    for name in ("procrastinate", "psycopg"):  # psycopg: its pool, and cancels that failed
         logging.getLogger(name).setLevel(level)
 
 
@@ -86,27 +86,24 @@ def workers_section(config: Config, store: Store) -> dict[str, Any] | None:
 
 
 def print_workers(section: dict[str, Any]) -> None:
-    from rich.table import Table
+    """The workers as every listing prints (a table, or tab-separated lines on a pipe), then
+    the queue in one line."""
+    from watcher.cli.app import when
+    from watcher.cli.output import Column, emit
 
-    from watcher.cli.app import out, when
-
-    table = Table("worker", "host", "started (UTC)", "processed", "failed", "last seen", "state")
-    for w in section["workers"]:
-        table.add_row(
-            w["id"],
-            w["host"],
-            when(w["started"]),
-            str(w["processed"]),
-            str(w["failed"]),
-            when(w["last_seen"]),
-            w["state"],
-        )
-    console = out()
-    console.print(table if section["workers"] else "workers: none seen in the last hour")
+    columns = [
+        Column("worker", "id"),
+        Column("host", "host"),
+        Column("started (UTC)", "started", when),
+        Column("processed", "processed"),
+        Column("failed", "failed"),
+        Column("last seen", "last_seen", when),
+        Column("state", "state"),
+    ]
+    emit(section["workers"], columns, empty="workers: none seen in the last hour")
     queue = section["queue"]
     depth = ", ".join(f"{n} {task}" for task, n in sorted(queue["todo"].items())) or "empty"
-    console.print(
+    click.echo(
         f"queue: {depth}; {queue['doing']} under way, {queue['stalled']} stalled, "
         f"{queue['failed']} failed"
     )
-

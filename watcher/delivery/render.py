@@ -339,7 +339,10 @@ def _spaced(hunk: dict[str, Any]) -> dict[str, Any]:
     others before a comma ("possible  [-pause-]", "{+Saturday+} ,")."""
     after = str(hunk.get("after", "")).lstrip()
     gap = "" if not after or after.startswith(_NO_SPACE_BEFORE) else " "
-    return {**hunk, "before": str(hunk.get("before", "")).rstrip(), "after": after, "gap": gap}
+    before = str(hunk.get("before", "")).rstrip()
+    # Alerts recorded before hunks said where they were have no "outside".
+    outside = bool(hunk.get("outside"))
+    return {**hunk, "before": before, "after": after, "gap": gap, "outside": outside}
 
 
 def merged_view(first: dict[str, Any], others: Sequence[dict[str, Any]]) -> dict[str, Any]:

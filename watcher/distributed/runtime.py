@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import procrastinate
+from procrastinate import exceptions as queue_errors
 
 from watcher.errors import StoreError
 from watcher.tasks import Context
@@ -33,7 +34,7 @@ class Runtime:
         else is a bug, logged with its job."""
         try:
             yield
-        except StoreError:
+        except (StoreError, queue_errors.ConnectorException):  # the store's, or the queue's
             self.failed += 1
             raise
         except Exception:

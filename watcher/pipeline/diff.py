@@ -28,10 +28,13 @@ import importlib
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from diff_match_patch import diff_match_patch
+
+from watcher.pipeline.normalise import normalise, shown_text
+from watcher.records import VersionRecord
 
 Op = tuple[int, str]  # (DELETE | EQUAL | INSERT, text): diff-match-patch's representation
 DELETE, EQUAL, INSERT = -1, 0, 1
@@ -76,6 +79,7 @@ class Hunk:
     removed: str
     added: str
     after: str
+    at: int = 0  # where it is in the new document (see Change.new_document)
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,20 @@ def compute_change(old_title: str, old_text: str, new_title: str, new_text: str)
     )
 
 
+def versions_change(
+    old: VersionRecord, new: VersionRecord, furniture: Collection[str] = ()
+) -> Change:
+    """The diff a reader is shown (`watcher diff`, the web view) between two stored versions:
+    normalised headlines, the text without furniture, and the paragraphs the extractor
+    dropped (compared beside the body) under their own line, so an edit there shows too."""
+    return compute_change(
+        normalise(old.title),
+        shown_text(old.text, old.extra, furniture),
+        normalise(new.title),
+        shown_text(new.text, new.extra, furniture),
+    )
+
+
 def word_diff(old: str, new: str) -> list[Op]:
     """Word-level diff: joining the non-insert texts gives ``old``, the non-delete ``new``."""
     return _word_diff(old, new, _MAX_CODES)
@@ -165,9 +183,10 @@ def hunks(change_or_ops: Change | Sequence[Op], context_words: int = 8) -> list[
     """One hunk per changed place; a deletion next to an insertion is one replacement."""
     ops = change_or_ops.ops if isinstance(change_or_ops, Change) else change_or_ops
     found: list[Hunk] = []
-    start = 0
+    start = at = 0
     while start < len(ops):
         if ops[start][0] == EQUAL:
+            at += len(ops[start][1])
             start += 1
             continue
         end = start
@@ -180,8 +199,10 @@ def hunks(change_or_ops: Change | Sequence[Op], context_words: int = 8) -> list[
                 removed="".join(text for op, text in edits if op == DELETE),
                 added="".join(text for op, text in edits if op == INSERT),
                 after=_head(ops[end][1] if end < len(ops) else "", context_words),
+                at=at,
             )
         )
+        at += sum(len(text) for op, text in edits if op == INSERT)
         start = end
     return found
 

@@ -3,6 +3,8 @@
 * ``extract_article`` decodes and parses the page once, takes the headline from the parsed
   tree and the body from one trafilatura pass. Its metadata pass is skipped on purpose: its
   date search alone made the stage ~35% slower than bare ``trafilatura.extract``.
+* Hover cards (a person's name, their latest stories, "MORE") are taken out of paragraphs
+  before trafilatura reads the tree: inside a sentence they are noise that churns.
 * ``fragment_to_text`` turns a feed entry's HTML into the same one-paragraph-per-line text.
 
 Decoding bytes is :mod:`watcher.pipeline.decode`; what versions are compared on (normalised,
@@ -104,6 +106,39 @@ def _not_a_page(head: str) -> str | None:
     return None
 
 
+# Inline elements a hover card or a share row is built from, inside a paragraph.
+_INLINE = ("span", "em", "strong", "b", "i", "small", "font", "sup", "sub", "u", "mark")
+
+
+def _is_link_cluster(element: HtmlElement) -> bool:
+    """Two or more links to different pages run together with no word outside them: read
+    inside a sentence they make no sense ("Kristi NoemKristi Lynn NoemSouth Dakota drops...").
+    Words or punctuation between the links ("A, B and C") make them part of the prose."""
+    links = list(element.iter("a"))
+    if len({link.get("href") for link in links}) < 2:
+        return False
+    in_links = sum(_visible_chars(link.text_content()) for link in links)
+    return _visible_chars(element.text_content()) == in_links
+
+
+def _visible_chars(text: str) -> int:
+    return len("".join(text.split()))
+
+
+def _drop_link_clusters(tree: HtmlElement) -> None:
+    """Take the hover cards out of paragraphs before extraction.
+
+    Some CMSes put a person's card (their name, their latest stories, "MORE") inside the
+    sentence that names them, shown on hover. Extracted, it breaks the sentence, and it
+    changes whenever the person is in a new story: a version for nothing. Innermost first,
+    so the name link the card hangs on stays in the sentence.
+    """
+    for paragraph in tree.iter("p"):
+        for element in reversed(list(paragraph.iterdescendants(*_INLINE))):
+            if _is_link_cluster(element):
+                element.drop_tree()  # keeps its tail: the sentence goes on
+
+
 def _body(tree: HtmlElement, url: str) -> str:
     """One trafilatura pass over the parsed tree (trafilatura works on its own copy)."""
     document = trafilatura.bare_extraction(
@@ -141,6 +176,8 @@ def extract_article(html: str | bytes, url: str, *, content_type: str | None = N
         raise ExtractError(url, reason)
     try:
         tree = trafilatura.load_html(fold_source_newlines(page))
+        if tree is not None:
+            _drop_link_clusters(tree)
         title, body = (_title(tree, url), _body(tree, url)) if tree is not None else ("", "")
         extra = dropped_paragraphs(tree, body) if tree is not None and body else ""
     except Exception as err:

@@ -19,7 +19,13 @@ from typing import Any
 
 from watcher.pipeline.classes import classify
 from watcher.pipeline.diff import Change, compute_change, document, hunks
-from watcher.pipeline.normalise import compared_text, content_hash, line_keys, normalise
+from watcher.pipeline.normalise import (
+    compared_parts,
+    content_hash,
+    join_compared,
+    line_keys,
+    normalise,
+)
 from watcher.pipeline.rules import Match, Rule, Subject, evaluate
 from watcher.records import ArticleState, NewAlert, NewVersion, RawExchange, VersionRecord
 
@@ -59,6 +65,7 @@ class Judgement:
 class _Comparable:
     title: str
     body: str
+    outside: frozenset[str] = frozenset()  # its lines from paragraphs the extractor dropped
 
     @property
     def hash(self) -> str:
@@ -66,7 +73,8 @@ class _Comparable:
 
 
 def _comparable(title: str, text: str, furniture: Collection[str], extra: str = "") -> _Comparable:
-    return _Comparable(normalise(title), compared_text(text, extra, furniture))
+    main, more = compared_parts(text, extra, furniture)
+    return _Comparable(normalise(title), join_compared(main, more), frozenset(more))
 
 
 def _of_version(version: VersionRecord, furniture: Collection[str]) -> _Comparable:
@@ -162,7 +170,7 @@ def _subject(
     classes: tuple[str, ...] = (),
 ) -> Subject:
     text = document(content.title, content.body)
-    return Subject(event, article.feeds, tags, text, change, classes)
+    return Subject(event, article.feeds, tags, text, change, classes, content.outside)
 
 
 def _alerts(rules: Sequence[Rule], subject: Subject, article: ArticleState) -> tuple[NewAlert, ...]:
@@ -182,6 +190,7 @@ def alert_detail(match: Match, subject: Subject) -> dict[str, Any]:
         detail["removed"] = []
         return detail
     all_hunks = hunks(change)
+    new_document = change.new_document
     detail.update(
         added=[_cut(text) for text in change.added[:EXCERPTS]],
         removed=[_cut(text) for text in change.removed[:EXCERPTS]],
@@ -197,12 +206,22 @@ def alert_detail(match: Match, subject: Subject) -> dict[str, Any]:
                 "removed": _cut(h.removed),
                 "added": _cut(h.added),
                 "after": h.after,
+                "outside": _in_lines(new_document, h.at, subject.outside),
             }
             for h in all_hunks[:EXCERPTS]
         ],
         hunks_total=len(all_hunks),
     )
     return detail
+
+
+def _in_lines(document: str, at: int, lines: frozenset[str]) -> bool:
+    """Whether the line of ``document`` holding offset ``at`` is one of ``lines``."""
+    if not lines:
+        return False
+    start = document.rfind("\n", 0, at) + 1
+    end = document.find("\n", at)
+    return document[start : end if end >= 0 else len(document)] in lines
 
 
 def _cut(text: str) -> str:

@@ -163,6 +163,8 @@ _LINE_PATTERNS = (
     r"^(?:sign ?up|sign-up|subscribe|register|join|get|receive)\b.{0,120}"
     r"\b(?:newsletters?|inbox|e-?mail (?:updates|alerts))\b.{0,60}$",
     r"^[\w' -]{0,40}\bnewsletters?(?: sign[- ]?up)?$",
+    # "subscribe to our channel" boxes
+    r"^(?:subscribe to|follow us)\b.{0,60}\b(?:youtube|channel|podcast)\b.{0,80}$",
     r"^(?:thank you|thanks) for (?:signing up|subscribing)\b.{0,100}$",
     r"^by (?:signing up|subscribing|registering|clicking)\b.{0,150}\b(?:agree|privacy|terms)\b",
     r"^(?:enter your e-?mail|please enter a valid e-?mail|invalid e-?mail)\b.{0,60}$",
@@ -230,9 +232,38 @@ def content_hash(title: str, comparable: str) -> str:
 def compared_text(text: str, extra: str = "", site_furniture: Collection[str] = ()) -> str:
     """What versions are hashed and diffed on: the body's comparable text, then the comparable
     lines of ``extra`` (paragraphs of the article the extractor dropped) the body lacks."""
-    main = comparable_text(text, site_furniture)
-    if not extra:
-        return main
-    have = set(main.split("\n"))
-    more = [line for line in comparable_text(extra, site_furniture).split("\n") if line not in have]
+    return join_compared(*compared_parts(text, extra, site_furniture))
+
+
+def join_compared(main: str, more: list[str]) -> str:
+    """The compared text from its parts (:func:`compared_parts`)."""
+    # As stored hashes were made: an extra of furniture alone leaves an empty last line.
     return "\n".join([main, *more]) if main else "\n".join(more)
+
+
+def compared_parts(
+    text: str, extra: str = "", site_furniture: Collection[str] = ()
+) -> tuple[str, list[str]]:
+    """The body's comparable text, and the comparable lines of ``extra`` it lacks."""
+    main = comparable_text(text, site_furniture)
+    return main, _recalled(main, extra, site_furniture)
+
+
+# The line a shown diff puts before the paragraphs the extractor dropped.
+OUTSIDE_EXTRACT = "[outside the extracted text]"
+
+
+def shown_text(text: str, extra: str = "", site_furniture: Collection[str] = ()) -> str:
+    """The compared text as a diff shows it: the dropped paragraphs under a line of their own
+    (:data:`OUTSIDE_EXTRACT`), so that an edit there reads as one outside the story's text."""
+    main, recalled = compared_parts(text, extra, site_furniture)
+    more = [line for line in recalled if line]
+    return "\n".join(line for line in (main, OUTSIDE_EXTRACT, *more) if line) if more else main
+
+
+def _recalled(main: str, extra: str, site_furniture: Collection[str]) -> list[str]:
+    """The comparable lines of ``extra`` that the comparable body ``main`` lacks."""
+    if not extra:
+        return []
+    have = set(main.split("\n"))
+    return [line for line in comparable_text(extra, site_furniture).split("\n") if line not in have]

@@ -11,7 +11,10 @@ What keeps page furniture out of it:
 * only the story's own container is read, never the page around it (menus, footers, the
   "most read" rail beside it);
 * a block must be prose: at least ``MIN_WORDS`` words, mostly not link text (teaser lists and
-  "related" boxes are links), not inside nav/aside/footer/form/header;
+  "related" boxes are links), not inside nav/aside/footer/form/header. A ``<p>`` that is all
+  link text counts only where the story's own paragraphs sit (beside a kept one) and when it
+  reads as the author's: a cited source printed as its address, or sentences (a promo
+  written as prose), never a headline;
 * the result then goes through the same furniture filters as the body
   (:func:`watcher.pipeline.normalise.compared_text`): stamps, counters, newsletter boxes,
   lines learned to recur across a site.
@@ -56,6 +59,8 @@ _OUTSIDE_STORY = frozenset(["nav", "aside", "footer", "form", "header", "menu"])
 MIN_WORDS = 8
 # A block that is mostly link text is a teaser or a list of links, not prose.
 MAX_LINK_SHARE = 0.5
+# A paragraph all link text must be this long to read as prose (see _is_linked_paragraph).
+LINKED_PROSE_WORDS = 12
 # The container is the deepest element holding this share of the kept paragraphs' text.
 COVER = 0.8
 # A sentence this much of whose word triples the body has is shown already.
@@ -87,14 +92,26 @@ def _visible_text(element: etree._Element) -> str:
 
 def _paragraph_blocks(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
     """(element, visible text) of every block holding one paragraph, in document order."""
+    holds_prose, holds_block = _holders(root, _PROSE), _holders(root, _BLOCKS)
     for element in root.iter(*_PROSE, *_CONTAINERS):
         # Innermost blocks only: a <li> holding <p>s yields the <p>s, not itself again.
-        inner = _PROSE if element.tag in _PROSE else _BLOCKS
-        if next(element.iterdescendants(*inner), None) is not None:
+        if element in (holds_prose if element.tag in _PROSE else holds_block):
             continue
         text = _visible_text(element)
         if text:
             yield element, text
+
+
+def _holders(root: etree._Element, tags: tuple[str, ...]) -> set[etree._Element]:
+    """The elements that hold one of ``tags`` below them: one walk up from each, stopping
+    where an earlier walk passed (a search below every block was a third of the stage)."""
+    holders: set[etree._Element] = set()
+    for element in root.iter(*tags):
+        for ancestor in element.iterancestors():
+            if ancestor in holders:
+                break
+            holders.add(ancestor)
+    return holders
 
 
 def _link_chars(element: etree._Element) -> int:
@@ -133,15 +150,58 @@ def _container(blocks: list[tuple[etree._Element, str]], kept: list[bool]) -> et
     return max(covering, key=depth.__getitem__, default=None)
 
 
-def _is_prose(element: etree._Element, text: str, links: int, container: etree._Element) -> bool:
-    if len(text.split()) < MIN_WORDS or links > MAX_LINK_SHARE * len(text):
-        return False
+@dataclass(frozen=True)
+class _Region:
+    """Where the story is: its container, and the elements that directly hold the paragraphs
+    the extractor kept (the story's flow, where its own paragraphs sit side by side)."""
+
+    container: etree._Element
+    flow: frozenset[etree._Element]
+
+
+def _in_story(element: etree._Element, container: etree._Element) -> bool:
     for ancestor in element.iterancestors():
         if ancestor is container:
             break
         if ancestor.tag in _OUTSIDE_STORY or ancestor.get("hidden") is not None:
             return False
     return True
+
+
+def _is_prose(element: etree._Element, text: str, links: int, region: _Region) -> bool:
+    if not _in_story(element, region.container):
+        return False
+    if len(text.split()) >= MIN_WORDS and links <= MAX_LINK_SHARE * len(text):
+        return True
+    return _is_linked_paragraph(element, text, region.flow)
+
+
+# A sentence ends: a lowercase letter, then ".", "?" or "!" before a space or the end ("U.S."
+# and "ID.3" end none).
+_SENTENCE_STOP = re.compile(r"([^\W\d_])[.!?](?=\s|$)")
+_ADDRESS = re.compile(r"https?://\S+")
+
+
+def _is_linked_paragraph(
+    element: etree._Element, text: str, flow: frozenset[etree._Element]
+) -> bool:
+    """A <p> of the story's flow whose text is mostly a link is the author's paragraph still
+    when it reads as one: a cited address (the source, printed as a URL) or sentences (a
+    promo written as prose: long, mostly lowercase words, a sentence ending in it).
+
+    Menus, teaser lists and "related" boxes are none of these: their links are list items or
+    headings in boxes of their own, or headlines (no sentence ends in a headline).
+    """
+    if element.tag != "p" or element.getparent() not in flow:
+        return False
+    if next(element.iterancestors("a"), None) is not None:  # a teaser: the block is in a link
+        return False
+    if _ADDRESS.fullmatch(text):
+        return True
+    words = text.split()
+    lowercase = sum(word[:1].islower() for word in words)
+    stops = (m for m in _SENTENCE_STOP.finditer(text) if m.group(1).islower())
+    return len(words) >= LINKED_PROSE_WORDS and 2 * lowercase >= len(words) and any(stops)
 
 
 def dropped_paragraphs(tree: etree._Element, body: str) -> str:
@@ -152,13 +212,14 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
     container = _container(blocks, kept)
     if container is None:
         return ""
-    leaves = {element for element, _ in blocks}
+    region = _Region(container, _flow(blocks, kept))
+    leaves = dict(blocks)  # element -> its visible text, worked out once
     shown = _Shown(folded_body, _trigrams(folded_body))
     found: list[str] = []
     seen: set[str] = set()
     for element in container.iter(*_PROSE, *_CONTAINERS):
         if element in leaves:
-            texts: Iterable[tuple[str, int]] = [(_visible_text(element), _link_chars(element))]
+            texts: Iterable[tuple[str, int]] = [(leaves[element], _link_chars(element))]
         else:
             texts = _loose_runs(element)
         for whole, links in texts:
@@ -166,10 +227,19 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
             folded = _fold(text)
             if not folded or folded in seen:
                 continue
-            if _is_prose(element, text, links, container):
+            if _is_prose(element, text, links, region):
                 seen.add(folded)
                 found.append(text)
     return "\n".join(found)
+
+
+def _flow(blocks: list[tuple[etree._Element, str]], kept: list[bool]) -> frozenset[etree._Element]:
+    """The parents of the kept paragraphs long enough to vote for the container."""
+    return frozenset(
+        element.getparent()
+        for (element, text), is_kept in zip(blocks, kept, strict=True)
+        if is_kept and len(text) >= ANCHOR_CHARS
+    )
 
 
 _PART_SEPARATOR = re.compile(r"\s+[·|•]\s+")

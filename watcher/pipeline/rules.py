@@ -27,6 +27,8 @@ class Subject:
     document: str  # title + body of the version being judged
     change: Change | None = None
     classes: tuple[str, ...] = ()  # of the change (watcher.pipeline.classes)
+    # Lines of the document from paragraphs the extractor dropped (watcher.pipeline.recall).
+    outside: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from watcher.pipeline.diff import Change, compute_change, hunks
-from watcher.pipeline.normalise import comparable_text, normalise
+from watcher.pipeline.diff import Change, hunks, versions_change
 from watcher.records import DigestSet, VersionRecord
 
 Segment = tuple[int, str]  # (-1 removed | 0 kept | 1 added, text)
@@ -20,13 +19,8 @@ MAX_PAGE = 200
 
 
 def change_between(old: VersionRecord, new: VersionRecord, furniture: DigestSet) -> Change:
-    """The diff `watcher diff` shows: normalised headlines, text without page furniture."""
-    return compute_change(
-        normalise(old.title),
-        comparable_text(old.text, furniture),
-        normalise(new.title),
-        comparable_text(new.text, furniture),
-    )
+    """The diff `watcher diff` shows (see :func:`watcher.pipeline.diff.versions_change`)."""
+    return versions_change(old, new, furniture)
 
 
 @dataclass(frozen=True)
