@@ -30,7 +30,7 @@ DURATION_BUCKETS = (
     *(1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0),
 )
 POLL_OUTCOMES = ("ok", "not_modified", "failed", "skipped", "disabled")
-CHECK_OUTCOMES = ("new", "changed", "unchanged", "seen_again", "failed")
+CHECK_OUTCOMES = ("new", "changed", "unchanged", "seen_again", "failed", "removed")
 DELIVERY_STATES = ("sent", "retrying", "gave_up")
 _SUCCESS = frozenset({"ok", "not_modified"})
 _NO_REQUEST = frozenset({"skipped", "disabled"})  # nothing was fetched: nothing to time

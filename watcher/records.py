@@ -88,7 +88,13 @@ class ArticleState:
     last_error: str | None = None
     previous_version: int | None = None
     flips: int = 0
+    gone_checks: int = 0  # checks in a row whose page answered "gone" (404, 410, front page)
+    removed_at: datetime | None = None  # set while the article is taken down
     recent_checks: str = ""  # the last checks' outcomes (see watcher.pipeline.livepages)
+
+    @property
+    def removed(self) -> bool:
+        return self.removed_at is not None
 
     @property
     def latest_change(self) -> tuple[int, int] | None:
@@ -192,6 +198,43 @@ class NewAlert:
 
 
 @dataclass(frozen=True)
+class NewArticleEvent:
+    """What a check found happened to the page besides an edit (see
+    :mod:`watcher.pipeline.takedown`): ``removed``, ``restored`` or ``moved``."""
+
+    kind: str
+    reason: str
+    url: str | None = None  # moved: the URL the article is fetched at from now on
+    status: int | None = None  # the HTTP status that said it, when one did
+    alerts: tuple[NewAlert, ...] = ()
+    # moved: the canonical URLs that name this article from now on (old and new)
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ArticleEvent:
+    """A recorded :class:`NewArticleEvent`, as history shows it."""
+
+    id: int
+    article_id: int
+    kind: str
+    at: datetime
+    reason: str
+    url: str | None
+    status: int | None
+
+    def shown(self) -> dict[str, Any]:
+        """What ``watcher history --json`` and the web API show of it."""
+        return {
+            "kind": self.kind,
+            "at": self.at,
+            "reason": self.reason,
+            "url": self.url,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
 class CheckRecord:
     """The outcome of one article check, written in one transaction.
 
@@ -210,6 +253,10 @@ class CheckRecord:
     warc: WarcRef | None = None  # the new version's original response, already on disk
     # Alerts a revert raises (with ``seen_again``): stored under the version gone back to.
     revert_alerts: tuple[NewAlert, ...] = ()
+    # The page answered "gone" (404, 410, a redirect to the front page): counted towards
+    # removal. A check without error resets the count; another failure leaves it.
+    gone: bool = False
+    events: tuple[NewArticleEvent, ...] = ()  # removed, restored, moved (in this order)
 
 
 @dataclass(frozen=True)

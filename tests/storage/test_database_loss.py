@@ -143,7 +143,7 @@ def test_run_stops_when_its_postgres_tables_are_dropped(
     if dropped == "table":
         assert "(watcher_meta missing)" in line
     else:
-        assert "and 9 more missing" in line  # all twelve tables, three named
+        assert "and 11 more missing" in line  # all fourteen tables, three named
 
 
 @contextmanager

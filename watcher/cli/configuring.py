@@ -128,7 +128,14 @@ def rules(state: State) -> None:
     for kind, doc in documentation():
         console.print(f"  [bold]{kind}[/bold]: {escape(doc)}")
     console.print(
-        r"  [bold]events[/bold]: `events: \[new, changed]` — which events the rule fires on."
+        r"  [bold]events[/bold]: `events: \[new, changed, removed, restored]` — which events "
+        "the rule fires on (default: new and changed). `new`: an article seen for the first "
+        "time; `changed`: its text was edited (a revert included); `removed`: it was taken "
+        "down (its page answered 404 or 410, or redirected to the site's front page, on two "
+        "checks in a row); `restored`: a removed article's page shows it again. For `removed` "
+        "and `restored`, text conditions judge the article's text as for `new`. A move (a "
+        "permanent redirect to another URL of the site) is followed and shown in `watcher "
+        "history`, and raises no event of its own."
     )
     console.print(
         r"  [bold]notify[/bold]: `notify: \[name, ...]` — the notifiers its alerts go to "

@@ -12,7 +12,7 @@ from watcher.cli.app import State, duration_option, main, out, pass_state, when
 
 if TYPE_CHECKING:
     from watcher.config.models import Config
-    from watcher.records import AlertRecord, ArticleState, FeedState, VersionRecord
+    from watcher.records import AlertRecord, ArticleEvent, ArticleState, FeedState, VersionRecord
     from watcher.storage.store import Store
 
 
@@ -139,21 +139,24 @@ Examples:
   watcher history https://news.example.org/story --json
 
 \b
---json: {"article": {url, feeds, status, first_seen, checks, next_check_at, last_error},
-"versions": [{number, current, classes, fetched_at, source, words, times_seen,
-last_seen_at, title}]}. classes: what kind of edit made the version (typo, wording,
-substance, headline, correction); a version the page went back to is seen more than once."""
+--json: {"article": {url, feeds, status, first_seen, checks, next_check_at, last_error,
+removed_at}, "versions": [{number, current, classes, fetched_at, source, words, times_seen,
+last_seen_at, title}], "events": [{kind (removed, restored, moved), at, reason, url,
+status}]}. classes: what kind of edit made the version (typo, wording, substance,
+headline, correction); a version the page went back to is seen more than once."""
 )
 @click.argument("url")
 @click.option("--json", "as_json", is_flag=True, help="A JSON object instead of a table.")
 @pass_state
 def history(state: State, url: str, as_json: bool) -> None:
-    """Every stored version of the article at URL."""
+    """Every stored version of the article at URL, and when it was taken down, restored or
+    moved."""
     from watcher.cli.output import Column, emit, to_json
 
     with state.store() as store:
         article = find_article(store, url)
         versions = store.versions(article.id)
+        events = store.article_events(article.id)
     rows = [
         {
             "number": v.number,
@@ -169,7 +172,8 @@ def history(state: State, url: str, as_json: bool) -> None:
         for v in versions
     ]
     if as_json:
-        click.echo(to_json({"article": article_json(article), "versions": rows}))
+        payload = {"article": article_json(article), "versions": rows}
+        click.echo(to_json({**payload, "events": [e.shown() for e in events]}))
         return
     print_article_header(article)
     columns = [
@@ -184,6 +188,15 @@ def history(state: State, url: str, as_json: bool) -> None:
         Column("title", "title"),
     ]
     emit(rows, columns, empty="no version stored yet")
+    for event in events:
+        click.echo(f"{when(event.at)}  {event_line(event)}")
+
+
+def event_line(event: ArticleEvent) -> str:
+    """One take-down, restore or move, as history says it."""
+    if event.kind == "moved":
+        return event.reason  # "moved to URL"
+    return f"{event.kind}: {event.reason}"
 
 
 def article_json(article: ArticleState) -> dict[str, Any]:
@@ -198,6 +211,7 @@ def article_json(article: ArticleState) -> dict[str, Any]:
         "next_check_at": article.next_check_at,
         "current_version": article.current_version,
         "last_error": article.last_error,
+        "removed_at": article.removed_at,
     }
 
 
@@ -217,6 +231,7 @@ def print_article_header(article: ArticleState) -> None:
     click.echo(
         f"feeds: {', '.join(article.feeds) or '—'} · first seen {when(article.first_seen)} · "
         f"{plural(article.checks, 'check')} · {article.status}"
+        + (f" · REMOVED since {when(article.removed_at)}" if article.removed_at else "")
         + (f" · next check {when(article.next_check_at)}" if article.next_check_at else "")
     )
     if article.last_error:

@@ -93,6 +93,10 @@ def _print_summary(summary: PassSummary, config: Config) -> None:
         f"{checks['unchanged'] + checks['seen_again']} unchanged "
         f"({checks['seen_again']} back to an earlier version), {checks['failed']} failed"
     )
+    events = summary.event_counts()
+    if events:
+        kinds = ("removed", "restored", "moved")
+        click.echo("articles " + ", ".join(f"{kind}: {events[kind]}" for kind in kinds))
     for reason, count in sorted(summary.fallbacks().items()):
         click.echo(
             f"  {plural(count, 'article')} from feed text: {FALLBACKS[reason]}, see -v"

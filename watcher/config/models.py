@@ -244,8 +244,9 @@ class DeliverySettings(Model):
 
 NotifierSpec = Annotated[NotifierConfig, BeforeValidator(_notifier_shape)]
 
-Event = Literal["new", "changed"]
-_ALL_EVENTS: tuple[Event, ...] = ("new", "changed")
+Event = Literal["new", "changed", "removed", "restored"]
+# A rule without `events:` fires on these: a take-down alerts only the rules that name it.
+_DEFAULT_EVENTS: tuple[Event, ...] = ("new", "changed")
 # What kind of change a version is (watcher.pipeline.classes decides).
 EditClass = Literal["typo", "wording", "substance", "headline", "correction", "revert", "flip-flop"]
 
@@ -254,7 +255,7 @@ class RuleConfig(Model):
     name: str = Field(min_length=1)
     # false: muted, no alerts (its recorded alerts stay).
     enabled: bool = True
-    events: list[Event] = Field(default_factory=lambda: list(_ALL_EVENTS), min_length=1)
+    events: list[Event] = Field(default_factory=lambda: list(_DEFAULT_EVENTS), min_length=1)
     keywords: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     regex: str | None = None
     feeds: list[str] = Field(default_factory=list)

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from watcher.records import AlertRecord, PendingDelivery
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MessageKey = tuple[int, int] | tuple[str, int] | int
+VersionKey = tuple[int, int, str, datetime] | int
+MessageKey = VersionKey | tuple[str, int]
 
 
 def is_live(alert: AlertRecord) -> bool:
@@ -52,5 +53,9 @@ def message_key(alert: AlertRecord) -> MessageKey:
     return version_key(alert)
 
 
-def version_key(alert: AlertRecord) -> tuple[int, int] | int:
-    return (alert.article_id, alert.version) if alert.article_id else -alert.id
+def version_key(alert: AlertRecord) -> VersionKey:
+    """The same check's news about one version of the same article (an edit, or its
+    take-down); a feed-health alert has none: it is always alone."""
+    if not alert.article_id:
+        return -alert.id
+    return (alert.article_id, alert.version, alert.event, alert.created_at)

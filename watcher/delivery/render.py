@@ -43,6 +43,8 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>~|#])")
 _EVENT_LABELS = {
     "new": "new",
     "changed": "edited",
+    "removed": "taken down",
+    "restored": "restored",
     "unhealthy": "feed unhealthy",
     "recovered": "feed recovered",
 }
@@ -313,7 +315,10 @@ def alert_view(alert: AlertRecord, base_url: str | None = None) -> dict[str, Any
         "quotes_added": list(quotes.get("added", [])),
         "hunks": shown,
         "more_hunks": max(int(detail.get("hunks_total", len(shown))) - len(shown), 0),
-        "excerpt": _without_headline((detail.get("added") or [""])[0], alert.title),
+        # A removed article's excerpt is of the text taken down.
+        "excerpt": _without_headline(
+            (detail.get("added") or detail.get("removed") or [""])[0], alert.title
+        ),
         "diff_command": _diff_command(alert.url, previous_number, alert.version),
         # The web view's page for it (None unless web.base_url is set): a phone can open it.
         "diff_url": alert_url(base_url, alert),
@@ -379,6 +384,9 @@ def summary_line(view: dict[str, Any]) -> str:
     """One line saying what an editor looks for first: headline, numbers, quotes, size."""
     if view["event"] in ("unhealthy", "recovered"):
         return str(view["reason"])
+    if view["event"] in ("removed", "restored"):
+        matched = f"; matched {', '.join(view['matched'])}" if view["matched"] else ""
+        return f"{view['event_label']}: {view['reason']}{matched}"
     if view["event"] == "new":
         matched = f"matched {', '.join(view['matched'])}" if view["matched"] else "new article"
         return matched

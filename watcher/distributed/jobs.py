@@ -23,6 +23,8 @@ from typing import Any
 
 import procrastinate
 from procrastinate import exceptions as queue_errors
+from procrastinate.jobs import Job, Status
+from procrastinate.manager import JobManager
 
 from watcher.distributed.runtime import Runtime, runtime_of
 from watcher.tasks import check_article, check_health, dispatch, poll_feed, prune
@@ -144,7 +146,7 @@ async def _recover(context: procrastinate.JobContext, timestamp: int) -> int:
     """Hand back the jobs under way on workers whose heartbeat is older than
     ``queue.stalled_after``: they were killed, or lost the database. Two recover jobs at once
     (one whose worker died mid-way, and its own retry) may both try one job: the second
-    finds it no longer under way, which is refused and skipped."""
+    finds it no longer under way, which is refused and skipped (see :func:`_hand_back`)."""
     runtime = runtime_of(context)
     async with runtime.job():
         manager = runtime.app.job_manager
@@ -153,10 +155,8 @@ async def _recover(context: procrastinate.JobContext, timestamp: int) -> int:
         for job in await manager.get_stalled_jobs(seconds_since_heartbeat=silent):
             if job.id == context.job.id:
                 continue
-            try:
-                await manager.retry_job(job)
-            except queue_errors.ConnectorException:
-                continue  # finished or handed back meanwhile
+            if not await _hand_back(manager, job):
+                continue
             handed += 1
             log.warning(
                 "job %s (%s) of a worker silent for over %d s: handed back to the queue",
@@ -165,6 +165,26 @@ async def _recover(context: procrastinate.JobContext, timestamp: int) -> int:
                 silent,
             )
         return handed
+
+
+async def _hand_back(manager: JobManager, job: Job) -> bool:
+    """Queue a dead worker's job again; False when it finished or was handed back meanwhile.
+
+    When another run of the same job already waits (a periodic job deferred again since),
+    its queueing lock refuses the retry: the dead run is ended as failed instead, or it
+    would hold the job's lock for ever and the waiting run could never start."""
+    try:
+        await manager.retry_job(job)
+    except queue_errors.UniqueViolation:
+        try:
+            await manager.finish_job(job, status=Status.FAILED, delete_job=False)
+        except queue_errors.ConnectorException:
+            return False
+        log.warning("job %s (%s) of a dead worker ended: another waits", job.id, job.call_string)
+        return False
+    except queue_errors.ConnectorException:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------- deferring

@@ -38,7 +38,7 @@ from watcher.pipeline.headers import (
 )
 from watcher.records import RawExchange
 
-__all__ = ["FetchLimits", "FetchResult", "Fetcher", "StatusError", "URLCheck"]
+__all__ = ["FetchLimits", "FetchResult", "Fetcher", "Redirect", "StatusError", "URLCheck"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,14 @@ class FetchLimits:
 
 
 @dataclass(frozen=True)
+class Redirect:
+    """One redirect followed: its status (301, 302, ...) and the URL it pointed to."""
+
+    status: int
+    url: str
+
+
+@dataclass(frozen=True)
 class FetchResult:
     """A successful (2xx) or not-modified (304) response, body already decoded."""
 
@@ -82,6 +90,8 @@ class FetchResult:
     last_modified: str | None
     # The exchange as it went over the wire, when asked for (``keep_raw``): for the archive.
     raw: RawExchange | None = None
+    # The redirects followed to reach ``final_url``, in order (a move is a permanent one).
+    redirects: tuple[Redirect, ...] = ()
 
     @property
     def not_modified(self) -> bool:
@@ -169,12 +179,14 @@ class Fetcher:
         keep_raw: bool,
     ) -> FetchResult:
         current = url
+        followed: list[Redirect] = []
         for hops in range(self.limits.max_redirects + 1):
             result = await self._hop(url, current, sent, budget, check, keep_raw)
             if isinstance(result, FetchResult):
-                return result
-            log.debug("redirect %d: %s -> %s", hops + 1, current, result)
-            current = result
+                return replace(result, redirects=tuple(followed)) if followed else result
+            log.debug("redirect %d: %s -> %s", hops + 1, current, result.url)
+            followed.append(result)
+            current = result.url
         raise FetchError(url, f"too many redirects ({self.limits.max_redirects})")
 
     async def _hop(
@@ -185,8 +197,8 @@ class Fetcher:
         budget: asyncio.Timeout,
         check: URLCheck | None,
         keep_raw: bool = False,
-    ) -> FetchResult | str:
-        """One request; returns the result, or the absolute URL a redirect points to."""
+    ) -> FetchResult | Redirect:
+        """One request; returns the result, or the redirect (to an absolute URL)."""
         async with self._hosts.hold(_host(url, current)):
             if budget.when() is None:
                 budget.reschedule(asyncio.get_running_loop().time() + self.limits.deadline)
@@ -209,10 +221,10 @@ class Fetcher:
         sent: Validators,
         started: float,
         keep_raw: bool = False,
-    ) -> FetchResult | str:
+    ) -> FetchResult | Redirect:
         status = response.status_code
         if status in _REDIRECTS:
-            return redirect_target(url, response)
+            return Redirect(status, redirect_target(url, response))
         if status == 304:
             if not sent:
                 # Nothing was asked to be compared: "unchanged" would be a guess, and an

@@ -48,6 +48,7 @@ class Page:
     # The HTTP exchange it came from, kept for the WARC archive (None: not archiving).
     raw: RawExchange | None = None
     extra: str = ""  # paragraphs of the article's region the extractor dropped
+    moved_to: str | None = None  # a permanent redirect's target (see pipeline.takedown)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from watcher.records import (
     DeliveryStatus,
     FeedHealthFacts,
     HealthProblem,
+    NewAlert,
     PendingDelivery,
     from_row,
 )
@@ -332,6 +333,38 @@ class AlertQueries:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def insert_alerts(
+    connection: Connection,
+    article_id: int,
+    version_id: int | None,
+    alerts: tuple[NewAlert, ...],
+    created_at: datetime,
+    occurrence: int = 0,
+) -> None:
+    """Insert alerts of one article's version in the caller's transaction (see
+    ``AlertRow.occurrence`` for what tells apart alerts of one rule on one version)."""
+    if not alerts:
+        return
+    connection.execute(
+        _ALERT.insert(),
+        [
+            {
+                "rule": alert.rule,
+                "event": alert.event,
+                "article_id": article_id,
+                "version_id": version_id,
+                "feed": alert.feed,
+                "matched": json.dumps(list(alert.matched)),
+                "detail": json.dumps(alert.detail),
+                "created_at": created_at,
+                "occurrence": occurrence,
+                "delivery_state": "new",
+            }
+            for alert in alerts
+        ],
+    )
 
 
 def _checks_since(since: datetime) -> Any:

@@ -4,8 +4,9 @@ A feed may hold 50,000 entries. Looking each one up with its own ORM queries cos
 re-poll, so a chunk of entries is matched against the articles it could name with one query,
 in memory, keeping the identity rule of one entry at a time: an entry is the article whose
 URL is its canonical link, else one whose URL or guid is its key or guid (one story in two
-feeds is one article). Only articles whose entry title, content or link changed are written,
-and each article gets its feed link row once.
+feeds is one article); a URL a moved article had or has (an alias) names that article.
+Only articles whose entry title, content or link changed are written, and each article gets
+its feed link row once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
 
 from watcher.records import EntriesTaken, FeedEntry
+from watcher.storage.events import aliases_of
 from watcher.storage.schema import ArticleFeedRow, ArticleRow
 
 _ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
@@ -66,10 +68,14 @@ class _Article:
     host: str = ""  # only for a created one: stored articles keep theirs
     changed: bool = False
     retitled: bool = False  # the headline changed: check it now
+    aliases: set[str] = field(default_factory=set)  # of its URLs, those a chunk entry names
 
     def take(self, entry: FeedEntry) -> None:
-        # A story whose slug changed keeps its identity (guid) but is fetched at its new link.
+        # A story whose slug changed keeps its identity (guid) but is fetched at its new link;
+        # a link it moved away from (an alias) does not take it back there.
         link = entry.link or self.link
+        if entry.canonical_url in self.aliases:
+            link = self.link
         if (entry.title, entry.content_html, link) != (self.title, self.content, self.link):
             # Only the headline: an article in two feeds gets a different summary from each,
             # and that flip would make it due on every poll.
@@ -91,6 +97,7 @@ class _Chunk:
     def load(cls, connection: Connection, entries: Sequence[FeedEntry]) -> _Chunk:
         names = sorted({name for e in entries for name in (e.canonical_url, e.key, e.guid) if name})
         chunk = cls()
+        aliases = aliases_of(connection, names)
         query = select(
             _ARTICLE.c.id,
             _ARTICLE.c.url,
@@ -98,9 +105,21 @@ class _Chunk:
             _ARTICLE.c.link,
             _ARTICLE.c.entry_title,
             _ARTICLE.c.entry_content,
-        ).where(or_(_ARTICLE.c.url.in_(names), _ARTICLE.c.guid.in_(names)))
+        ).where(
+            or_(
+                _ARTICLE.c.url.in_(names),
+                _ARTICLE.c.guid.in_(names),
+                _ARTICLE.c.id.in_(sorted(set(aliases.values()))),
+            )
+        )
+        by_id: dict[int, _Article] = {}
         for row in connection.execute(query).mappings():
-            chunk._index(_stored_article(row))
+            by_id[row["id"]] = article = _stored_article(row)
+            chunk._index(article)
+        for url, article_id in aliases.items():
+            if article_id in by_id:
+                by_id[article_id].aliases.add(url)
+                chunk.by_url.setdefault(url, by_id[article_id])
         return chunk
 
     def _index(self, article: _Article) -> None:

@@ -158,6 +158,22 @@ def _add_queue_tables(connection: Connection) -> None:
     apply_queue_schema(connection)
 
 
+def _add_takedowns(connection: Connection) -> None:
+    """8: take-downs and moves: ``article.gone_checks`` and ``article.removed_at``, the
+    ``article_event`` table (removed, restored, moved) and ``article_alias`` (the other URLs
+    of a moved article)."""
+    column_type = schema.UTCTimestamp().compile(dialect=connection.dialect)
+    for column in ("gone_checks INTEGER NOT NULL DEFAULT 0", f"removed_at {column_type}"):
+        connection.execute(text(f"ALTER TABLE article ADD COLUMN {column}"))
+    SQLModel.metadata.create_all(
+        connection,
+        tables=[
+            schema.ArticleEventRow.__table__,  # type: ignore[attr-defined]
+            schema.ArticleAliasRow.__table__,  # type: ignore[attr-defined]
+        ],
+    )
+
+
 def apply_queue_schema(connection: Connection) -> bool:
     """Create Procrastinate's schema in the current schema (``search_path``) of a PostgreSQL
     database unless it is there; returns whether it is there now.
@@ -183,11 +199,6 @@ def apply_queue_schema(connection: Connection) -> bool:
     return True
 
 
-def _reserved_8(connection: Connection) -> None:
-    """8: the number given to another change made at the same time (take-downs); this
-    placeholder keeps the numbering until it is merged, in its place. It changes nothing."""
-
-
 def _add_recent_checks(connection: Connection) -> None:
     """9: ``article.recent_checks``, each article's last check outcomes (live pages, see
     watcher.pipeline.livepages). Safe to run where the column exists already, so its place in
@@ -207,7 +218,7 @@ MIGRATIONS: list[Migration] = [
     _add_alert_list_indexes,
     _add_edit_tracking,
     _add_queue_tables,
-    _reserved_8,
+    _add_takedowns,
     _add_recent_checks,
 ]
 

@@ -91,6 +91,35 @@ class ArticleRow(SQLModel, table=True):
     flips: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # The last checks' outcomes, oldest first: c changed, - same (watcher.pipeline.livepages).
     recent_checks: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    # Checks in a row whose page answered "gone" (404, 410, a redirect to the front page);
+    # see watcher.pipeline.takedown. Failures of another kind leave it as it is.
+    gone_checks: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # Set while the article is taken down (the "removed" event); NULL again when restored.
+    removed_at: datetime | None = _when()
+
+
+class ArticleEventRow(SQLModel, table=True):
+    """What happened to an article's page besides edits: ``removed``, ``restored``, ``moved``."""
+
+    __tablename__ = "article_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
+    kind: str  # removed | restored | moved
+    at: datetime = Field(sa_type=UTCTimestamp)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    url: str | None = Field(default=None, sa_column=Column(Text))  # moved: the new URL
+    status: int | None = None  # the HTTP status that said it, when one did
+
+
+class ArticleAliasRow(SQLModel, table=True):
+    """Another canonical URL naming a tracked article (where it moved to, or from): a feed
+    entry naming it is that article, not a new one."""
+
+    __tablename__ = "article_alias"
+
+    url: str = Field(primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
 
 
 class ArticleFeedRow(SQLModel, table=True):
@@ -153,7 +182,8 @@ class AlertRow(SQLModel, table=True):
     detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON excerpts
     created_at: datetime = Field(sa_type=UTCTimestamp)
     # 0 for the alerts a new version raises; for a revert to an earlier version, the check
-    # that saw it (a version may be gone back to more than once, each time news).
+    # that saw it (a version may be gone back to more than once, each time news); for a
+    # removed or restored article, minus the article_event's id.
     occurrence: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     # new: not yet routed to notifiers; routed: one delivery row per notifier exists.
     delivery_state: str = Field(default="new", index=True)

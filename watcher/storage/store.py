@@ -6,7 +6,6 @@ transaction, so a crash leaves either all of a check's writes or none of them.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,11 +23,11 @@ from watcher.records import (
     ArticleState,
     CheckRecord,
     DigestSet,
-    NewAlert,
     VersionRecord,
     from_row,
 )
 from watcher.storage.alerts import AlertQueries, chunks
+from watcher.storage.alerts import insert_alerts as _insert_alerts
 from watcher.storage.browse import BrowseQueries
 from watcher.storage.engine import (
     database_label,
@@ -38,6 +37,7 @@ from watcher.storage.engine import (
     require_file,
     short_reason,
 )
+from watcher.storage.events import EventQueries, aliases_of, write_events
 from watcher.storage.feeds import FeedQueries
 from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries
 from watcher.storage.listing import ArticleListing
@@ -45,6 +45,8 @@ from watcher.storage.livepages import LivePageQueries, recorded_outcome
 from watcher.storage.migrations import migrate, require_schema
 from watcher.storage.schema import (
     AlertRow,
+    ArticleAliasRow,
+    ArticleEventRow,
     ArticleFeedRow,
     ArticleRow,
     DeliveryRow,
@@ -78,6 +80,7 @@ class Store(
     ArticleListing,
     BrowseQueries,
     WorkerQueries,
+    EventQueries,
     LivePageQueries,
 ):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
@@ -181,14 +184,16 @@ class Store(
             return _article_state(row, _feed_names(connection, article_id))
 
     def find_article(self, url: str) -> ArticleState | None:
-        """By canonical URL, published link or guid."""
+        """By canonical URL, published link or guid, or a URL it moved to or from."""
         with self._session() as session:
+            aliased = aliases_of(session.connection(), [url])
             row = session.exec(
                 select(ArticleRow).where(
                     or_(
                         col(ArticleRow.url) == url,
                         col(ArticleRow.link) == url,
                         col(ArticleRow.guid) == url,
+                        col(ArticleRow.id).in_(list(aliased.values())),
                     )
                 )
             ).first()
@@ -340,7 +345,8 @@ def _delete_articles(connection: Connection, ids: list[int]) -> None:
     delivery = DeliveryRow.__table__  # type: ignore[attr-defined]
     alerts = select(_ALERT.c.id).where(_ALERT.c.article_id.in_(ids))
     connection.execute(delivery.delete().where(delivery.c.alert_id.in_(alerts)))
-    for table in (_ALERT, _VERSION, _ARTICLE_FEED):
+    events = (ArticleEventRow.__table__, ArticleAliasRow.__table__)  # type: ignore[attr-defined]
+    for table in (_ALERT, _VERSION, _ARTICLE_FEED, *events):
         connection.execute(table.delete().where(table.c.article_id.in_(ids)))
     connection.execute(_ARTICLE.delete().where(_ARTICLE.c.id.in_(ids)))
 
@@ -355,6 +361,10 @@ def _update_article(
         "status": "tracking" if check.next_check_at is not None else "retired",
         "failures": _ARTICLE.c.failures + 1 if check.error else 0,
         "last_error": check.error,
+        # Gone answers in a row: another failure says nothing either way (takedown.py).
+        "gone_checks": _ARTICLE.c.gone_checks + 1
+        if check.gone
+        else (_ARTICLE.c.gone_checks if check.error else 0),
     }
     if check.error is None:
         values.update(etag=check.etag, last_modified=check.last_modified)
@@ -376,6 +386,8 @@ def _update_article(
         if check.revert_alerts:
             _insert_revert_alerts(connection, article_id, check)
     connection.execute(update(_ARTICLE).where(_ARTICLE.c.id == article_id).values(**values))
+    if check.events:
+        write_events(connection, article_id, check.events, check.checked_at, current)
 
 
 def _insert_revert_alerts(connection: Connection, article_id: int, check: CheckRecord) -> None:
@@ -392,36 +404,6 @@ def _insert_revert_alerts(connection: Connection, article_id: int, check: CheckR
     ).scalar_one()
     _insert_alerts(
         connection, article_id, version_id, check.revert_alerts, check.checked_at, checks + 1
-    )
-
-
-def _insert_alerts(
-    connection: Connection,
-    article_id: int,
-    version_id: int,
-    alerts: tuple[NewAlert, ...],
-    created_at: datetime,
-    occurrence: int = 0,
-) -> None:
-    if not alerts:
-        return
-    connection.execute(
-        _ALERT.insert(),
-        [
-            {
-                "rule": alert.rule,
-                "event": alert.event,
-                "article_id": article_id,
-                "version_id": version_id,
-                "feed": alert.feed,
-                "matched": json.dumps(list(alert.matched)),
-                "detail": json.dumps(alert.detail),
-                "created_at": created_at,
-                "occurrence": occurrence,
-                "delivery_state": "new",
-            }
-            for alert in alerts
-        ],
     )
 
 

@@ -23,10 +23,19 @@ from watcher.pipeline.headers import Validators
 from watcher.pipeline.judge import Judgement, Page, judge
 from watcher.pipeline.livepages import mark_live
 from watcher.pipeline.netguard import Refused, url_guard
+from watcher.pipeline.takedown import gone_answer
 from watcher.pipeline.urls import userinfo_allowed
-from watcher.records import ArticleState, CheckRecord, RawExchange, VersionRecord, WarcRef
+from watcher.records import (
+    ArticleState,
+    CheckRecord,
+    NewArticleEvent,
+    RawExchange,
+    VersionRecord,
+    WarcRef,
+)
 from watcher.tasks.context import Context
 from watcher.tasks.outcomes import CheckOutcome, error_text
+from watcher.tasks.takedown import gone_check, link_fate, page_events
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +62,40 @@ async def _check_article(ctx: Context, article_id: int) -> CheckOutcome:
     settings = article_settings(ctx.config, article.feeds)
     now = ctx.clock()
     next_check = next_check_time(article.first_seen, now, settings.recheck)
+    tags = _tags(ctx.config, article.feeds)
     try:
         page, fallback = await obtain_page(ctx, article, settings)
     except WatcherError as exc:
-        return _check_failed(ctx, article, exc, now, next_check)
+        gone = gone_answer(exc)  # a 404, 410 or redirect to the front page
+        if gone and (outcome := gone_check(ctx, article, gone, tags, now, next_check)):
+            return outcome
+        return _check_failed(ctx, article, exc, now, next_check, gone=gone is not None)
     if isinstance(page, Validators):  # 304: the page has not changed since the last fetch
-        ctx.store.record_check(
-            article_id,
-            CheckRecord(now, next_check, etag=page.etag, last_modified=page.last_modified),
+        events = page_events(ctx, article, tags)
+        record = CheckRecord(
+            now, next_check, etag=page.etag, last_modified=page.last_modified, events=events
         )
-        return CheckOutcome(article_id, article.url, "unchanged", retired=next_check is None)
+        ctx.store.record_check(article_id, record)
+        return CheckOutcome(
+            article_id,
+            article.url,
+            "unchanged",
+            retired=next_check is None,
+            events=tuple(e.kind for e in events),
+        )
     # Loaded only now: most re-checks end in a 304 above and need no stored text.
     stored = article.current_version is not None
     history = ctx.store.versions(article_id, newest=RECENT_VERSIONS) if stored else []
     furniture = ctx.store.site_furniture(article.host)
-    verdict = judge(page, history, article, furniture, ctx.rules, _tags(ctx.config, article.feeds))
+    verdict = judge(page, history, article, furniture, ctx.rules, tags)
     if stored:
         verdict = _older_duplicate(ctx, page, history, article, verdict)
-    outcome = _record(ctx, article, page, verdict, now, next_check)
+    events = (
+        ()
+        if verdict.error
+        else page_events(ctx, article, tags, (page.title, page.text), page.moved_to)
+    )
+    outcome = _record(ctx, article, page, verdict, now, next_check, events)
     stored_text = outcome.status in ("new", "changed")
     return replace(outcome, fallback=fallback) if fallback and stored_text else outcome
 
@@ -90,12 +115,14 @@ def _check_failed(
     exc: Exception,
     now: datetime,
     next_check: datetime | None,
+    *,
+    gone: bool = False,
 ) -> CheckOutcome:
     error = error_text(exc)
     log.warning("article %s: check failed: %s", article.url, error)
     if isinstance(exc, StatusError):  # the error page is evidence too
         archive_original(ctx, exc.raw, now, error)
-    ctx.store.record_check(article.id, CheckRecord(now, next_check, error=error))
+    ctx.store.record_check(article.id, CheckRecord(now, next_check, error=error, gone=gone))
     return CheckOutcome(article.id, article.url, "failed", error=error, retired=next_check is None)
 
 
@@ -106,6 +133,7 @@ def _record(
     verdict: Judgement,
     now: datetime,
     next_check: datetime | None,
+    events: tuple[NewArticleEvent, ...] = (),
 ) -> CheckOutcome:
     url = article.url
     if verdict.error:
@@ -124,6 +152,7 @@ def _record(
         # On disk (fsynced) before the version that names it is committed.
         warc=_archive_verdict(ctx, page, verdict, now),
         revert_alerts=alerts if verdict.seen_again is not None else (),
+        events=events,
     )
     stored = ctx.store.record_check(article.id, record)
     status = verdict.status if stored is not None or verdict.version is None else "unchanged"
@@ -133,14 +162,16 @@ def _record(
         log.info(
             "article %s: %s, version %d, %d alerts", url, status, stored.number, len(verdict.alerts)
         )
+    alert_count = len(verdict.alerts) if stored or verdict.seen_again is not None else 0
     return CheckOutcome(
         article.id,
         url,
         status,
         version=stored.number if stored else verdict.seen_again,
-        alerts=len(verdict.alerts) if stored or verdict.seen_again is not None else 0,
+        alerts=alert_count + sum(len(e.alerts) for e in events),
         error=verdict.error,
         retired=next_check is None,
+        events=tuple(e.kind for e in events),
     )
 
 
@@ -204,6 +235,7 @@ async def _page_from_web(
     )
     if result.not_modified:
         return Validators(result.etag, result.last_modified)
+    moved = link_fate(ctx.config, article, result)  # raises on a redirect to the front page
     try:
         extracted = extract_article(
             result.content, result.final_url, content_type=result.headers.get("content-type")
@@ -219,6 +251,7 @@ async def _page_from_web(
         etag=result.etag,
         last_modified=result.last_modified,
         raw=result.raw,
+        moved_to=moved,
     )
 
 

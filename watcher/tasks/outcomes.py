@@ -31,13 +31,14 @@ class PollOutcome:
 class CheckOutcome:
     article_id: int
     url: str
-    status: str  # new | changed | unchanged | seen_again | failed
+    status: str  # new | changed | unchanged | seen_again | failed | removed
     version: int | None = None
     alerts: int = 0
     error: str | None = None
     retired: bool = False
     # Why the feed's text was stored instead of the page's (see FALLBACKS), if it was.
     fallback: str | None = None
+    events: tuple[str, ...] = ()  # removed, restored, moved (see watcher.pipeline.takedown)
 
 
 # What a fallback to the feed's text means, for the pass summary.
@@ -64,6 +65,10 @@ class PassSummary:
 
     def check_counts(self) -> Counter[str]:
         return Counter(check.status for check in self.checks)
+
+    def event_counts(self) -> Counter[str]:
+        """Take-downs, restores and moves the checks found."""
+        return Counter(event for check in self.checks for event in check.events)
 
     @property
     def alerts(self) -> int:

@@ -58,7 +58,9 @@ class Api:
     def article(self, request: Request) -> JSONResponse:
         article = self.site.article(request.path_params["article"])
         versions = self.site.store.versions(article.id)
-        return _json({**_article(article), "versions": [_version(v) for v in versions]})
+        events = [e.shown() for e in self.site.store.article_events(article.id)]
+        shown = {**_article(article), "versions": [_version(v) for v in versions]}
+        return _json({**shown, "events": events})
 
     def version(self, request: Request) -> JSONResponse:
         article = self.site.article(request.path_params["article"])
@@ -170,6 +172,7 @@ def _article(a: ArticleState) -> dict[str, Any]:
         "failures": a.failures,
         "last_error": a.last_error,
         "current_version": a.current_version,
+        "removed_at": a.removed_at,
     }
 
 

@@ -108,7 +108,18 @@ _SCHEMAS: dict[str, Any] = {
             "failures": {"type": "integer"},
             "last_error": _nullable("string"),
             "current_version": _nullable("integer"),
+            "removed_at": _MAYBE_TIME,
             "versions": {"type": "array", "items": {"$ref": "#/components/schemas/Version"}},
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/ArticleEvent"}},
+        }
+    ),
+    "ArticleEvent": _object(
+        {
+            "kind": {"type": "string", "enum": ["removed", "restored", "moved"]},
+            "at": _TIME,
+            "reason": {"type": "string"},
+            "url": _nullable("string"),
+            "status": _nullable("integer"),
         }
     ),
     "Change": _object(

@@ -58,12 +58,14 @@ class Pages:
             {"v": v, "words": words(v.text), "previous": versions[i - 1] if i else None}
             for i, v in enumerate(versions)
         ]
+        events = self.site.store.article_events(article.id)
         return self.site.page(
             "article.html.j2",
             article=article,
             timeline=timeline[::-1],
             versions=versions,
             latest=_stored_pair(article.latest_change, versions),
+            events=events[::-1],
         )
 
     def compare(self, request: Request) -> Response:
