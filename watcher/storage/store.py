@@ -30,6 +30,7 @@ from watcher.records import (
 )
 from watcher.storage.alerts import AlertQueries, chunks
 from watcher.storage.browse import BrowseQueries
+from watcher.storage.checkbook import BatchedChecks
 from watcher.storage.engine import (
     database_label,
     open_engine,
@@ -61,7 +62,18 @@ _VERSION = VersionRow.__table__  # type: ignore[attr-defined]
 _FEED = FeedRow.__table__  # type: ignore[attr-defined]
 _ARTICLE_FEED = ArticleFeedRow.__table__  # type: ignore[attr-defined]
 _ALERT = AlertRow.__table__  # type: ignore[attr-defined]
-_ARTICLE_BY_ID = select(_ARTICLE).where(_ARTICLE.c.id == bindparam("id"))
+# One query for an article and its feeds' names: a row per feed (at least one, the outer
+# join's, whose name is NULL for an article no feed lists any more).
+_ARTICLE_BY_ID = (
+    select(_ARTICLE, _FEED.c.name.label("feed_name_"))
+    .select_from(
+        _ARTICLE.outerjoin(_ARTICLE_FEED, _ARTICLE_FEED.c.article_id == _ARTICLE.c.id).outerjoin(
+            _FEED, _FEED.c.id == _ARTICLE_FEED.c.feed_id
+        )
+    )
+    .where(_ARTICLE.c.id == bindparam("id"))
+    .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
+)
 _FEED_NAMES = (
     select(_FEED.c.name)
     .join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
@@ -71,7 +83,13 @@ _FEED_NAMES = (
 
 
 class Store(
-    FeedQueries, AlertQueries, FurnitureQueries, ArticleListing, BrowseQueries, WorkerQueries
+    FeedQueries,
+    AlertQueries,
+    FurnitureQueries,
+    ArticleListing,
+    BrowseQueries,
+    WorkerQueries,
+    BatchedChecks,
 ):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
 
@@ -82,6 +100,7 @@ class Store(
         # How long learned furniture is kept in this process (see site_furniture): 0 where
         # several processes check pages of one host (the queue's workers).
         self.furniture_cache_seconds = FURNITURE_CACHE_SECONDS
+        self._init_batches()
 
     @classmethod
     def open(
@@ -116,6 +135,7 @@ class Store(
         return cls(engine, label)
 
     def close(self) -> None:
+        self.flush_checks_quietly()
         self.engine.dispose()
 
     @contextmanager
@@ -168,10 +188,11 @@ class Store(
 
     def article(self, article_id: int) -> ArticleState:
         with self._transaction() as connection:
-            row = connection.execute(_ARTICLE_BY_ID, {"id": article_id}).mappings().first()
-            if row is None:
-                raise StoreError(f"no article {article_id}", database=self.label)
-            return _article_state(row, _feed_names(connection, article_id))
+            rows = connection.execute(_ARTICLE_BY_ID, {"id": article_id}).mappings().all()
+        if not rows:
+            raise StoreError(f"no article {article_id}", database=self.label)
+        feeds = tuple(row["feed_name_"] for row in rows if row["feed_name_"] is not None)
+        return _article_state(rows[0], feeds)
 
     def find_article(self, url: str) -> ArticleState | None:
         """By canonical URL, published link or guid."""
@@ -214,7 +235,11 @@ class Store(
 
         Returns None as well when the same content was stored concurrently (the unique key
         (article, hash) refused it): that is the idempotence guarantee, not an error.
+        Inside :meth:`batched_checks` an unchanged check is only kept, for one batch write.
         """
+        if self.buffer_unchanged(article_id, check):
+            return None
+        self._settle(article_id)
         if check.version is None:
             with self._transaction() as connection:
                 _update_article(connection, article_id, check, check.seen_again)
@@ -235,6 +260,7 @@ class Store(
             return {str(name) for name in connection.execute(query.distinct()).scalars()}
 
     def retire(self, article_id: int) -> None:
+        self._settle(article_id)
         with self._session() as session:
             session.execute(
                 update(ArticleRow)

@@ -58,6 +58,7 @@ async def open_context(
         rules = compile_rules(config.rules)
         yield Context(config, store, fetcher, rules, outbox, clock, archive=open_archive(config))
     finally:
+        store.flush_checks_quietly()  # what a batch cut short left pending
         await fetcher.aclose()
         if own_store:
             store.close()
