@@ -72,7 +72,8 @@ async def wave(base: str, workers: str | None) -> Wave:
             await poll_feed(ctx, "corpus")
             ids = ctx.store.due_article_ids(ctx.clock())
             started = time.perf_counter()
-            await ctx.cpu.warm()  # the daemon starts its pool once, for its whole life
+            if hasattr(ctx, "cpu"):
+                await ctx.cpu.warm()  # the daemon starts its pool once, for its whole life
             start = time.perf_counter() - started
             wall, cpu = time.perf_counter(), time.process_time()
             outcomes = await check_articles(ctx, ids)
