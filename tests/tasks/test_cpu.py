@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from support.server import LoopbackServer, Reply
 from watcher.config.loading import parse_config
 from watcher.errors import ConfigError, ExtractError
+from watcher.storage.store import Store
+from watcher.tasks import check_article, open_context, poll_feed
 from watcher.tasks.cpu import CpuPool, WorkerDied
 
 PAGE = (
@@ -46,7 +49,7 @@ def test_extracts_in_a_worker_like_inline() -> None:
         return pooled, await CpuPool(1).extract(PAGE, "http://n.example/a", "text/html")
 
     pooled, inline = asyncio.run(both())
-    assert pooled == inline and "Paragraph 3" in getattr(pooled, "text")
+    assert pooled == inline and "Paragraph 3" in pooled.text  # type: ignore[attr-defined]
 
 
 def test_an_extraction_error_comes_back_as_itself() -> None:
@@ -57,7 +60,7 @@ def test_an_extraction_error_comes_back_as_itself() -> None:
         finally:
             pool.close()
 
-    with pytest.raises(ExtractError, match="n.example/empty"):
+    with pytest.raises(ExtractError, match=r"n\.example/empty"):
         asyncio.run(run())
 
 
@@ -94,3 +97,70 @@ def test_cpu_workers_validated() -> None:
     for bad in ("0", "many", "100"):
         with pytest.raises(ConfigError, match="workers"):
             parse_config(f"cpu: {{workers: {bad}}}")
+
+
+BIG_PAGE = (
+    "<html><head><title>Big</title></head><body><article><h1>A long story</h1>"
+    + "".join(
+        f"<p>Paragraph {i} of a very long story about the harbour council.</p>" for i in range(4000)
+    )
+    + "</article></body></html>"
+)
+
+
+def test_a_pool_process_killed_mid_page_the_check_still_stores_it(
+    loopback: LoopbackServer, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    loopback.route("/big.html", Reply(body=BIG_PAGE, headers={"Content-Type": "text/html"}))
+    item = f"<item><title>Big</title><link>{loopback.url('/big.html')}</link></item>"
+    feed = f"<rss><channel><title>f</title>{item}</channel></rss>"
+    loopback.route("/rss.xml", Reply(body=feed, headers={"Content-Type": "application/rss+xml"}))
+    config = parse_config(
+        f"""
+        allow_private_networks: true
+        cpu: {{workers: 2}}
+        feeds: [{{name: f, url: "{loopback.url("/rss.xml")}"}}]
+        """
+    )
+
+    async def check_while_killing() -> tuple[str, list[int], list[int]]:
+        async with open_context(config, store) as ctx:
+            await poll_feed(ctx, "f")
+            (article_id,) = ctx.store.due_article_ids(ctx.clock())
+            await ctx.cpu.warm()
+            first = ctx.cpu.pids()
+            check = asyncio.create_task(check_article(ctx, article_id))
+            while not loopback.requests_to("/big.html"):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the page is in a pool process now
+            for pid in first:
+                os.kill(pid, signal.SIGKILL)
+            outcome = await check
+            return outcome.status, first, ctx.cpu.pids()
+
+    status, before, after = asyncio.run(check_while_killing())
+    assert status == "new"
+    assert "a pool process died" in caplog.text
+    assert after and not set(after) & set(before)
+    article = store.find_article(loopback.url("/big.html"))
+    assert article is not None and "Paragraph 3999" in store.versions(article.id)[-1].text
+
+
+def test_a_pool_process_ignores_sigterm_mid_page() -> None:
+    """SIGTERM reaches the whole process group; the daemon's drain waits for the page."""
+
+    async def run() -> str:
+        pool = CpuPool(2)
+        try:
+            await pool.warm()
+            work = asyncio.ensure_future(
+                pool.extract(BIG_PAGE.encode(), "http://n.example/b", None)
+            )
+            await asyncio.sleep(0.1)
+            for pid in pool.pids():
+                os.kill(pid, signal.SIGTERM)
+            return (await work).text
+        finally:
+            pool.close()
+
+    assert "Paragraph 3999" in asyncio.run(run())

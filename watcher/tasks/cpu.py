@@ -76,6 +76,11 @@ class CpuPool:
         if self.workers > 1:
             await asyncio.gather(*(self.run(os.getpid) for _ in range(self.workers)))
 
+    def pids(self) -> list[int]:
+        """The pool's processes now (none before the first page)."""
+        processes = getattr(self._executor, "_processes", None) or {}
+        return [int(pid) for pid in processes]
+
     def close(self) -> None:
         """Stop the processes (after the drain: no work is under way any more)."""
         if self._executor is not None:
