@@ -152,13 +152,13 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
     container = _container(blocks, kept)
     if container is None:
         return ""
-    leaves = {element for element, _ in blocks}
+    leaves = dict(blocks)  # each leaf's visible text, walked once
     shown = _Shown(folded_body, _trigrams(folded_body))
     found: list[str] = []
     seen: set[str] = set()
     for element in container.iter(*_PROSE, *_CONTAINERS):
         if element in leaves:
-            texts: Iterable[tuple[str, int]] = [(_visible_text(element), _link_chars(element))]
+            texts: Iterable[tuple[str, int]] = [(leaves[element], _link_chars(element))]
         else:
             texts = _loose_runs(element)
         for whole, links in texts:

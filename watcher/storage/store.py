@@ -74,6 +74,8 @@ _ARTICLE_BY_ID = (
     .where(_ARTICLE.c.id == bindparam("id"))
     .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
 )
+_LAST_NUMBER = select(func.max(_VERSION.c.number)).where(_VERSION.c.article_id == bindparam("id"))
+_INSERT_VERSION = _VERSION.insert()
 _FEED_NAMES = (
     select(_FEED.c.name)
     .join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
@@ -446,9 +448,7 @@ def _insert_alerts(
 def _insert_version(connection: Connection, article_id: int, check: CheckRecord) -> VersionRecord:
     """Insert the next version and its alerts; the unique (article, hash) key may refuse it."""
     assert check.version is not None
-    last = connection.execute(
-        select(func.max(_VERSION.c.number)).where(_VERSION.c.article_id == article_id)
-    ).scalar()
+    last = connection.execute(_LAST_NUMBER, {"id": article_id}).scalar()
     row = {
         "article_id": article_id,
         "number": (last or 0) + 1,
@@ -465,7 +465,7 @@ def _insert_version(connection: Connection, article_id: int, check: CheckRecord)
         "warc_offset": check.warc.offset if check.warc else None,
         "warc_length": check.warc.length if check.warc else None,
     }
-    inserted = connection.execute(_VERSION.insert().values(row)).inserted_primary_key
+    inserted = connection.execute(_INSERT_VERSION, row).inserted_primary_key
     assert inserted is not None
     version_id = inserted[0]
     _insert_alerts(connection, article_id, version_id, check.alerts, check.checked_at)
