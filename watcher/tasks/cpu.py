@@ -7,7 +7,8 @@ a fork server that has imported the extractor once.
 
 A worker process that dies (killed, out of memory) breaks the whole executor: every page
 then under way in it is retried once in a new one. A page that kills its worker twice is a
-failed check naming that. The workers ignore SIGINT and SIGTERM: a stop signal is the
+failed check naming that. The workers and their fork server (:mod:`watcher.tasks.cpu_server`)
+ignore SIGINT and SIGTERM: a stop signal is the
 daemon's to handle (its drain waits for the checks under way, pool included), and they
 leave on their own when their parent process is gone.
 """
@@ -90,7 +91,7 @@ class CpuPool:
     def _current(self) -> ProcessPoolExecutor:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["watcher.tasks.cpu"])
+            context.set_forkserver_preload(["watcher.tasks.cpu_server"])
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=_worker_start
             )
