@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from watcher.errors import StoreError
 from watcher.records import EntriesTaken, FeedEntry, FeedState, PollRecord, from_row
 from watcher.storage.entries import ENTRY_CHUNK, take_chunk
-from watcher.storage.schema import ArticleFeedRow, FeedRow
+from watcher.storage.schema import ArticleFeedRow, FeedRow, UTCTimestamp
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,11 @@ _FEED = FeedRow.__table__  # type: ignore[attr-defined]
 _FEED_ID = select(_FEED.c.id).where(_FEED.c.name == bindparam("name"))
 _BY_NAME = _FEED.c.name == bindparam("b_name")
 _POLL_SKIPPED = update(_FEED).where(_BY_NAME).values(next_poll_at=bindparam("b_next"))
+# Typed here: a bind inside case() would not take the column's type from values().
+_AT = bindparam("b_at", type_=UTCTimestamp())
 _POLLED: dict[str, Any] = {
     "next_poll_at": bindparam("b_next"),
-    "last_polled_at": bindparam("b_at"),
+    "last_polled_at": _AT,
     "last_status": bindparam("b_status"),
 }
 _POLL_SUCCEEDED = (
@@ -34,7 +36,7 @@ _POLL_SUCCEEDED = (
     .where(_BY_NAME)
     .values(
         **_POLLED,
-        last_success_at=bindparam("b_at"),
+        last_success_at=_AT,
         error_streak=0,
         last_error=None,
         etag=bindparam("b_etag"),
@@ -53,7 +55,7 @@ _POLL_FAILED = (
         error_streak=_FEED.c.error_streak + 1,
         last_error=bindparam("b_error"),
         disabled_at=case(
-            (bindparam("b_disable", type_=Boolean), bindparam("b_at")), else_=_FEED.c.disabled_at
+            (bindparam("b_disable", type_=Boolean), _AT), else_=_FEED.c.disabled_at
         ),
     )
 )
