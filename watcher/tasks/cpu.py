@@ -117,10 +117,10 @@ def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = os.getppid()
-    threading.Thread(target=_leave_with_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=leave_with_parent, args=(parent,), daemon=True).start()
 
 
-def _leave_with_parent(parent: int) -> None:
+def leave_with_parent(parent: int) -> None:
     """A worker whose parent is gone (killed with -9) has nobody to work for: it exits."""
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_SECONDS)

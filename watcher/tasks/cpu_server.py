@@ -3,14 +3,16 @@ at its start: the extractor is loaded there so every worker forked from it start
 
 The fork server ignores SIGTERM, as the workers do: under systemd the stop signal reaches
 every process of the service, and a fork server that died would break the pool (the workers
-report through it) in the middle of the drain. It still leaves when watcher does: its pipe to
-the watcher process closes.
+report through it) in the middle of the drain. It leaves when the watcher process is gone
+(killed with -9 too): it watches its parent itself, having been seen to outlive it, and its
+workers, watching theirs, follow it.
 """
 
+import os
 import signal
+import threading
 
-import watcher.pipeline.extract
-import watcher.tasks.cpu
+from watcher.tasks.cpu import leave_with_parent
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-assert watcher.pipeline.extract.extract_article is not None
+threading.Thread(target=leave_with_parent, args=(os.getppid(),), daemon=True).start()
