@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 from multiprocessing import forkserver
 from pathlib import Path
 
@@ -168,3 +171,40 @@ def test_the_pool_ignores_sigterm_mid_page(caplog: pytest.LogCaptureFixture) -> 
 
     assert "Paragraph 3999" in asyncio.run(run())
     assert "a pool process died" not in caplog.text
+
+
+_HOLDER = """
+import asyncio, os, sys, time
+from multiprocessing import forkserver
+from watcher.tasks.cpu import CpuPool
+
+async def main():
+    pool = CpuPool(2)
+    await pool.warm()
+    server = forkserver._forkserver._forkserver_pid
+    print(" ".join(str(pid) for pid in [*pool.pids(), server]), flush=True)
+    time.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def test_the_pool_leaves_with_a_watcher_killed_with_9() -> None:
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    pids = [int(pid) for pid in holder.stdout.readline().split()]
+    assert len(pids) == 3
+    holder.kill()
+    holder.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
