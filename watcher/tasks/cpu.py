@@ -47,6 +47,7 @@ class CpuPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
+        self._in_flight = 0
 
     async def extract(self, content: bytes, url: str, content_type: str | None) -> Extracted:
         """:func:`~watcher.pipeline.extract.extract_article`, in the pool when there is one."""
@@ -65,17 +66,24 @@ class CpuPool:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
             executor = self._current()
+            self._in_flight += 1
             try:
                 return await loop.run_in_executor(executor, work, *args)
             except BrokenProcessPool:
                 self._replace(executor)
                 log.warning("a pool process died (attempt %d): starting a new pool", attempt)
+            finally:
+                self._in_flight -= 1
         raise WorkerDied(getattr(work, "__name__", str(work)))
 
     async def warm(self) -> None:
         """Start every process now (a benchmark's timing should not include their start)."""
         if self.workers > 1:
             await asyncio.gather(*(self.run(os.getpid) for _ in range(self.workers)))
+
+    def busy(self) -> bool:
+        """Whether some work is in the pool now."""
+        return self._in_flight > 0
 
     def pids(self) -> list[int]:
         """The pool's processes now (none before the first page)."""
