@@ -1,7 +1,8 @@
 """Storage: the queries the tasks need, over SQLite (WAL) or PostgreSQL with the same code.
 
 Rows never leave this module: callers get frozen dataclasses. Each public method is one
-transaction, so a crash leaves either all of a check's writes or none of them.
+transaction, so a crash leaves either all of a check's writes or none of them (unchanged
+checks inside a batch wait for one write together: see :mod:`watcher.storage.checkbook`).
 """
 
 from __future__ import annotations
