@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # How often a worker looks whether its parent is still there.
 PARENT_POLL_SECONDS = 1.0
+# How the fork server learns which process it serves (see watcher.tasks.cpu_server).
+PARENT_VARIABLE = "WATCHER_POOL_PARENT"
 
 
 class WorkerDied(Exception):
@@ -98,6 +100,7 @@ class CpuPool:
 
     def _current(self) -> ProcessPoolExecutor:
         if self._executor is None:
+            os.environ[PARENT_VARIABLE] = str(os.getpid())
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["watcher.tasks.cpu_server"])
             self._executor = ProcessPoolExecutor(

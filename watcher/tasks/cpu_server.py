@@ -12,7 +12,10 @@ import os
 import signal
 import threading
 
-from watcher.tasks.cpu import leave_with_parent
+from watcher.tasks.cpu import PARENT_VARIABLE, leave_with_parent
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-threading.Thread(target=leave_with_parent, args=(os.getppid(),), daemon=True).start()
+# The watcher process's pid from the environment, not getppid(): a watcher killed while this
+# server was still importing has already left it to another parent.
+_WATCHER = int(os.environ.get(PARENT_VARIABLE, os.getppid()))
+threading.Thread(target=leave_with_parent, args=(_WATCHER,), daemon=True).start()
