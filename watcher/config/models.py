@@ -31,6 +31,7 @@ from watcher.config.allowlist import AllowList, parse_allow_entry
 from watcher.config.live import LivePagesSettings
 from watcher.config.services import (
     ArchiveSettings,
+    CpuSettings,
     MetricsSettings,
     QueueSettings,
     WebSettings,
@@ -289,6 +290,7 @@ class Config(Model):
     allow_private_networks: bool = False
     defaults: Defaults = Field(default_factory=Defaults)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    cpu: CpuSettings = Field(default_factory=CpuSettings)
     feeds: list[FeedConfig] = Field(default_factory=list)
     # OPML subscription lists (relative to this file) whose feeds join `feeds` (see
     # watcher.config.opml); a URL in both is the `feeds` entry.

@@ -1,5 +1,6 @@
 """The sections of the config for the optional services around the pipeline: ``metrics``,
-``web`` (with its ``auth``), ``archive`` and ``queue``. Each is off (or embedded) unless set.
+``web`` (with its ``auth``), ``archive`` and ``queue``. Each is off (or embedded) unless set;
+and ``cpu``, the processes that extract pages (on unless ``workers: 1``).
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from datetime import timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from watcher.config.values import ByteSize, Duration, ListenAddress, Model
 
@@ -17,6 +18,17 @@ def _at_least_3s(value: timedelta) -> timedelta:
     if value < timedelta(seconds=3):
         raise ValueError("stalled_after must be at least 3s (heartbeats go every third of it)")
     return value
+
+
+class CpuSettings(Model):
+    """Where pages are extracted: ``workers`` processes beside the event loop, so fetching
+    goes on while pages are extracted (see watcher.tasks.cpu). ``auto``: one per core;
+    1: no pool, extraction on the event loop."""
+
+    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=64)] = "auto"
+
+    def worker_count(self, cores: int | None) -> int:
+        return max(1, cores or 1) if self.workers == "auto" else self.workers
 
 
 class MetricsSettings(Model):

@@ -85,7 +85,7 @@ async def run_worker(config: Config, store: Store, options: WorkerOptions) -> No
     store.register_worker(worker_id, host=host, pid=pid, concurrency=options.concurrency, now=now)
     lease = config.fetch.deadline * 2 + timedelta(seconds=10)
     slots = SharedHostSlots(store, config.fetch.per_host, worker_id, lease, utc_now)
-    async with open_context(config, store, host_slots=slots) as ctx:
+    async with open_context(config, store, host_slots=slots, pool=False) as ctx:
         runtime = Runtime(ctx, build_app(config), worker_id)
         life = _Life(runtime, options)
         loop = asyncio.get_running_loop()

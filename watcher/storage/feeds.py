@@ -7,20 +7,58 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func
+from sqlalchemy import Boolean, Connection, String, bindparam, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from watcher.errors import StoreError
 from watcher.records import EntriesTaken, FeedEntry, FeedState, PollRecord, from_row
 from watcher.storage.entries import ENTRY_CHUNK, take_chunk
-from watcher.storage.schema import ArticleFeedRow, FeedRow
+from watcher.storage.schema import ArticleFeedRow, FeedRow, UTCTimestamp
 
 log = logging.getLogger(__name__)
 
 _FEED = FeedRow.__table__  # type: ignore[attr-defined]
 _FEED_ID = select(_FEED.c.id).where(_FEED.c.name == bindparam("name"))
+_BY_NAME = _FEED.c.name == bindparam("b_name")
+_POLL_SKIPPED = update(_FEED).where(_BY_NAME).values(next_poll_at=bindparam("b_next"))
+# Typed here: a bind inside case() would not take the column's type from values().
+_AT = bindparam("b_at", type_=UTCTimestamp())
+_POLLED: dict[str, Any] = {
+    "next_poll_at": bindparam("b_next"),
+    "last_polled_at": _AT,
+    "last_status": bindparam("b_status"),
+}
+_POLL_SUCCEEDED = (
+    update(_FEED)
+    .where(_BY_NAME)
+    .values(
+        **_POLLED,
+        last_success_at=_AT,
+        error_streak=0,
+        last_error=None,
+        etag=bindparam("b_etag"),
+        last_modified=bindparam("b_modified"),
+        # An empty or missing title keeps the one known.
+        title=func.coalesce(func.nullif(bindparam("b_title", type_=String), ""), _FEED.c.title),
+        body_digest=bindparam("b_digest"),
+        entries_seen=_FEED.c.entries_seen + bindparam("b_entries"),
+    )
+)
+_POLL_FAILED = (
+    update(_FEED)
+    .where(_BY_NAME)
+    .values(
+        **_POLLED,
+        error_streak=_FEED.c.error_streak + 1,
+        last_error=bindparam("b_error"),
+        disabled_at=case(
+            (bindparam("b_disable", type_=Boolean), _AT), else_=_FEED.c.disabled_at
+        ),
+    )
+)
 # Tries of one chunk of feed entries that keeps meeting a concurrent poll of the same stories.
 CHUNK_TRIES = 5
 
@@ -75,29 +113,17 @@ class FeedQueries:
         return states[0]
 
     def record_poll(self, name: str, poll: PollRecord) -> None:
-        with self._session() as session:
-            row = session.exec(select(FeedRow).where(FeedRow.name == name)).one()
-            row.next_poll_at = poll.next_poll_at
-            if poll.skipped:
-                session.add(row)
-                session.commit()
-                return
-            row.last_polled_at = poll.polled_at
-            row.last_status = poll.status
-            if poll.error is None:
-                row.last_success_at = poll.polled_at
-                row.error_streak, row.last_error = 0, None
-                row.etag, row.last_modified = poll.etag, poll.last_modified
-                row.title = poll.title or row.title
-                row.body_digest = poll.body_digest
-                row.entries_seen += poll.entries
-            else:
-                row.error_streak += 1
-                row.last_error = poll.error
-                if poll.disable:
-                    row.disabled_at = poll.polled_at
-            session.add(row)
-            session.commit()
+        """Write a poll's outcome to the feed's row: one prebuilt UPDATE, no ORM object."""
+        values: dict[str, object]
+        if poll.skipped:
+            statement, values = _POLL_SKIPPED, {"b_next": poll.next_poll_at}
+        elif poll.error is None:
+            statement, values = _POLL_SUCCEEDED, _poll_values(poll)
+        else:
+            statement, values = _POLL_FAILED, _poll_values(poll)
+        with self._transaction() as connection:
+            if connection.execute(statement, {"b_name": name, **values}).rowcount == 0:
+                raise StoreError(f"no feed named {name!r}", database=self.label)
 
     # --------------------------------------------------------------- articles
 
@@ -151,3 +177,18 @@ class FeedQueries:
 
 def _feed_state(row: FeedRow, articles: int) -> FeedState:
     return from_row(FeedState, row.model_dump(), articles=articles)
+
+
+def _poll_values(poll: PollRecord) -> dict[str, object]:
+    return {
+        "b_next": poll.next_poll_at,
+        "b_at": poll.polled_at,
+        "b_status": poll.status,
+        "b_etag": poll.etag,
+        "b_modified": poll.last_modified,
+        "b_title": poll.title,
+        "b_digest": poll.body_digest,
+        "b_entries": poll.entries,
+        "b_error": poll.error,
+        "b_disable": poll.disable,
+    }

@@ -1,7 +1,8 @@
 """Storage: the queries the tasks need, over SQLite (WAL) or PostgreSQL with the same code.
 
 Rows never leave this module: callers get frozen dataclasses. Each public method is one
-transaction, so a crash leaves either all of a check's writes or none of them.
+transaction, so a crash leaves either all of a check's writes or none of them (unchanged
+checks inside a batch wait for one write together: see :mod:`watcher.storage.checkbook`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from watcher.records import (
 from watcher.storage.alerts import AlertQueries, chunks
 from watcher.storage.alerts import insert_alerts as _insert_alerts
 from watcher.storage.browse import BrowseQueries
+from watcher.storage.checkbook import BatchedChecks
 from watcher.storage.engine import (
     database_label,
     open_engine,
@@ -64,7 +66,20 @@ _VERSION = VersionRow.__table__  # type: ignore[attr-defined]
 _FEED = FeedRow.__table__  # type: ignore[attr-defined]
 _ARTICLE_FEED = ArticleFeedRow.__table__  # type: ignore[attr-defined]
 _ALERT = AlertRow.__table__  # type: ignore[attr-defined]
-_ARTICLE_BY_ID = select(_ARTICLE).where(_ARTICLE.c.id == bindparam("id"))
+# One query for an article and its feeds' names: a row per feed (at least one, the outer
+# join's, whose name is NULL for an article no feed lists any more).
+_ARTICLE_BY_ID = (
+    select(_ARTICLE, _FEED.c.name.label("feed_name_"))
+    .select_from(
+        _ARTICLE.outerjoin(_ARTICLE_FEED, _ARTICLE_FEED.c.article_id == _ARTICLE.c.id).outerjoin(
+            _FEED, _FEED.c.id == _ARTICLE_FEED.c.feed_id
+        )
+    )
+    .where(_ARTICLE.c.id == bindparam("id"))
+    .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
+)
+_LAST_NUMBER = select(func.max(_VERSION.c.number)).where(_VERSION.c.article_id == bindparam("id"))
+_INSERT_VERSION = _VERSION.insert()
 _FEED_NAMES = (
     select(_FEED.c.name)
     .join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
@@ -82,6 +97,7 @@ class Store(
     WorkerQueries,
     EventQueries,
     LivePageQueries,
+    BatchedChecks,
 ):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
 
@@ -92,6 +108,7 @@ class Store(
         # How long learned furniture is kept in this process (see site_furniture): 0 where
         # several processes check pages of one host (the queue's workers).
         self.furniture_cache_seconds = FURNITURE_CACHE_SECONDS
+        self._init_batches()
 
     @classmethod
     def open(
@@ -126,6 +143,7 @@ class Store(
         return cls(engine, label)
 
     def close(self) -> None:
+        self.flush_checks_quietly()
         self.engine.dispose()
 
     @contextmanager
@@ -178,10 +196,11 @@ class Store(
 
     def article(self, article_id: int) -> ArticleState:
         with self._transaction() as connection:
-            row = connection.execute(_ARTICLE_BY_ID, {"id": article_id}).mappings().first()
-            if row is None:
-                raise StoreError(f"no article {article_id}", database=self.label)
-            return _article_state(row, _feed_names(connection, article_id))
+            rows = connection.execute(_ARTICLE_BY_ID, {"id": article_id}).mappings().all()
+        if not rows:
+            raise StoreError(f"no article {article_id}", database=self.label)
+        feeds = tuple(row["feed_name_"] for row in rows if row["feed_name_"] is not None)
+        return _article_state(rows[0], feeds)
 
     def find_article(self, url: str) -> ArticleState | None:
         """By canonical URL, published link or guid, or a URL it moved to or from."""
@@ -226,7 +245,11 @@ class Store(
 
         Returns None as well when the same content was stored concurrently (the unique key
         (article, hash) refused it): that is the idempotence guarantee, not an error.
+        Inside :meth:`batched_checks` an unchanged check is only kept, for one batch write.
         """
+        if self.buffer_unchanged(article_id, check):
+            return None
+        self._settle(article_id)
         if check.version is None:
             with self._transaction() as connection:
                 _update_article(connection, article_id, check, check.seen_again)
@@ -247,6 +270,7 @@ class Store(
             return {str(name) for name in connection.execute(query.distinct()).scalars()}
 
     def retire(self, article_id: int) -> None:
+        self._settle(article_id)
         with self._session() as session:
             session.execute(
                 update(ArticleRow)
@@ -410,9 +434,7 @@ def _insert_revert_alerts(connection: Connection, article_id: int, check: CheckR
 def _insert_version(connection: Connection, article_id: int, check: CheckRecord) -> VersionRecord:
     """Insert the next version and its alerts; the unique (article, hash) key may refuse it."""
     assert check.version is not None
-    last = connection.execute(
-        select(func.max(_VERSION.c.number)).where(_VERSION.c.article_id == article_id)
-    ).scalar()
+    last = connection.execute(_LAST_NUMBER, {"id": article_id}).scalar()
     row = {
         "article_id": article_id,
         "number": (last or 0) + 1,
@@ -429,7 +451,7 @@ def _insert_version(connection: Connection, article_id: int, check: CheckRecord)
         "warc_offset": check.warc.offset if check.warc else None,
         "warc_length": check.warc.length if check.warc else None,
     }
-    inserted = connection.execute(_VERSION.insert().values(row)).inserted_primary_key
+    inserted = connection.execute(_INSERT_VERSION, row).inserted_primary_key
     assert inserted is not None
     version_id = inserted[0]
     _insert_alerts(connection, article_id, version_id, check.alerts, check.checked_at)

@@ -17,7 +17,7 @@ from watcher.errors import (
     StoreError,
     WatcherError,
 )
-from watcher.pipeline.extract import extract_article, fragment_to_text
+from watcher.pipeline.extract import fragment_to_text
 from watcher.pipeline.fetch import StatusError, URLCheck
 from watcher.pipeline.headers import Validators
 from watcher.pipeline.judge import Judgement, Page, judge
@@ -237,8 +237,8 @@ async def _page_from_web(
         return Validators(result.etag, result.last_modified)
     moved = link_fate(ctx.config, article, result)  # raises on a redirect to the front page
     try:
-        extracted = extract_article(
-            result.content, result.final_url, content_type=result.headers.get("content-type")
+        extracted = await ctx.cpu.extract(
+            result.content, result.final_url, result.headers.get("content-type")
         )
     except ExtractError as exc:
         archive_original(ctx, result.raw, ctx.clock(), error_text(exc))

@@ -4,9 +4,10 @@ outbox, opened once per process (:func:`open_context`) and swapped on reload."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from watcher.clock import utc_now
@@ -19,6 +20,7 @@ from watcher.pipeline.fetch import Fetcher, FetchLimits, HostLimiter
 from watcher.pipeline.rules import Rule, compile_rules
 from watcher.storage.archive import WarcArchive
 from watcher.storage.store import Store
+from watcher.tasks.cpu import CpuPool
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class Context:
     stopping: bool = False
     # The WARC archive of originals (None: `archive` is off).
     archive: WarcArchive | None = None
+    # Where pages are extracted (see watcher.tasks.cpu); by default inline.
+    cpu: CpuPool = field(default_factory=lambda: CpuPool(1))
 
 
 @asynccontextmanager
@@ -45,19 +49,25 @@ async def open_context(
     clock: Callable[[], datetime] = utc_now,
     *,
     host_slots: HostLimiter | None = None,
+    pool: bool = True,
 ) -> AsyncIterator[Context]:
     """The context of one process. ``host_slots`` replaces the in-process per-host limit
-    (the queue's workers share theirs through the database)."""
+    (the queue's workers share theirs through the database). Without ``pool`` pages are
+    extracted inline whatever ``cpu.workers`` says (a queue worker: run one per core)."""
     own_store = store is None
     store = store or Store.open(config.database_url())
     # No guard by default: feed URLs are the user's own. Article fetches pass theirs.
     fetcher = Fetcher(fetch_limits(config), host_slots=host_slots)
+    cpu = CpuPool(config.cpu.worker_count(os.cpu_count()) if pool else 1)
     try:
         outbox = Outbox.build(config, store, clock)
         store.sync_feeds((feed.name, feed.url) for feed in config.feeds)
         rules = compile_rules(config.rules)
-        yield Context(config, store, fetcher, rules, outbox, clock, archive=open_archive(config))
+        archive = open_archive(config)
+        yield Context(config, store, fetcher, rules, outbox, clock, archive=archive, cpu=cpu)
     finally:
+        store.flush_checks_quietly()  # what a batch cut short left pending
+        cpu.close()
         await fetcher.aclose()
         if own_store:
             store.close()

@@ -106,7 +106,10 @@ async def check_due(ctx: Context, *, batch: int) -> list[CheckOutcome]:
 async def check_articles(
     ctx: Context, article_ids: list[int], progress: Progress | None = None
 ) -> list[CheckOutcome]:
-    return await _bounded(ctx, "articles", article_ids, check_article, progress)
+    """Check these articles; their unchanged checks are written in batches, the last when
+    the batch ends (also when it is cancelled by a drain: see watcher.storage.checkbook)."""
+    with ctx.store.batched_checks():
+        return await _bounded(ctx, "articles", article_ids, check_article, progress)
 
 
 async def _bounded(
