@@ -45,7 +45,7 @@ def always_die() -> int:
 
 def test_extracts_in_a_worker_like_inline() -> None:
     async def both() -> tuple[object, object]:
-        pool = CpuPool(2)
+        pool = CpuPool(2, inline_first=0)
         try:
             pooled = await pool.extract(PAGE, "http://n.example/a", "text/html")
         finally:
@@ -56,9 +56,27 @@ def test_extracts_in_a_worker_like_inline() -> None:
     assert pooled == inline and "Paragraph 3" in pooled.text  # type: ignore[attr-defined]
 
 
+def test_the_first_pages_are_extracted_inline_then_the_pool_starts() -> None:
+    """A `watcher check` of a few pages starts no fork server; a longer run gets its pool."""
+
+    async def run() -> tuple[list[int], list[int]]:
+        pool = CpuPool(2, inline_first=2)
+        try:
+            for _ in range(2):
+                await pool.extract(PAGE, "http://n.example/a", "text/html")
+            inline = pool.pids()
+            await pool.extract(PAGE, "http://n.example/a", "text/html")
+            return inline, pool.pids()
+        finally:
+            pool.close()
+
+    inline, pooled = asyncio.run(run())
+    assert inline == [] and pooled  # the executor starts its processes as work comes
+
+
 def test_an_extraction_error_comes_back_as_itself() -> None:
     async def run() -> None:
-        pool = CpuPool(2)
+        pool = CpuPool(2, inline_first=0)
         try:
             await pool.extract(b"", "http://n.example/empty", "text/html")
         finally:

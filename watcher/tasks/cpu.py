@@ -2,8 +2,10 @@
 
 The event loop fetches; the processes extract, so both cores work during a first wave.
 Only plain values cross: the page's bytes in, an ``Extracted`` or the reason extraction
-failed out. The pool starts at the first page (a run that only gets 304s starts none), from
-a fork server that has imported the extractor once.
+failed out. The first pages are extracted inline (``INLINE_FIRST``): a `watcher check` of
+a few articles would pay more for a fork server's start (about a second of CPU) than the
+pool saves it; the pool starts with the page after those (a run that only gets 304s starts
+none), from a fork server that has imported the extractor once.
 
 A worker process that dies (killed, out of memory) breaks the whole executor: every page
 then under way in it is retried once in a new one. A page that kills its worker twice is a
@@ -37,6 +39,8 @@ T = TypeVar("T")
 PARENT_POLL_SECONDS = 1.0
 # How the fork server learns which process it serves (see watcher.tasks.cpu_server).
 PARENT_VARIABLE = "WATCHER_POOL_PARENT"
+# Pages a process extracts inline before it starts its pool (see the module's docstring).
+INLINE_FIRST = 8
 
 
 class WorkerDied(Exception):
@@ -46,14 +50,15 @@ class WorkerDied(Exception):
 class CpuPool:
     """``workers`` processes for extraction; 1 runs it inline on the event loop."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, inline_first: int = INLINE_FIRST) -> None:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
         self._in_flight = 0
+        self._inline_left = inline_first
 
     async def extract(self, content: bytes, url: str, content_type: str | None) -> Extracted:
         """:func:`~watcher.pipeline.extract.extract_article`, in the pool when there is one."""
-        if self.workers <= 1:
+        if self._inline():
             return extract_article(content, url, content_type=content_type)
         try:
             result = await self.run(extract_plain, content, url, content_type)
@@ -62,6 +67,16 @@ class CpuPool:
         if isinstance(result, str):
             raise ExtractError(url, result)
         return result
+
+    def _inline(self) -> bool:
+        """Whether this page is extracted on the event loop: always without a pool, and for
+        the first pages of a process whose pool has not started yet."""
+        if self.workers <= 1:
+            return True
+        if self._executor is None and self._inline_left > 0:
+            self._inline_left -= 1
+            return True
+        return False
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         """``work(*args)`` in a pool process; retried once in a new pool if its process dies."""
