@@ -338,7 +338,7 @@ def test_a_crashing_check_is_recorded_on_the_article_and_named_by_url(
         raise RuntimeError("extractor bug")
 
     # A bug cannot be provoked from outside on purpose: stand one in for the extractor.
-    monkeypatch.setattr("watcher.tasks.check.extract_article", broken)
+    monkeypatch.setattr("watcher.tasks.cpu.extract_article", broken)  # inline: a first page
     passes = Passes(make_config(site.feed_url), store, caplog)
     (check,) = passes.run().checks
     article = passes.article()

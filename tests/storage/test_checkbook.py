@@ -101,3 +101,21 @@ def test_lost_unflushed_checks_leave_the_article_due(db_url: str, store: Store) 
         assert other.due_article_ids(T0) == ids and other.article(ids[0]).checks == 0
     finally:
         other.close()
+
+
+def test_a_batched_check_writes_what_a_single_one_writes(store: Store) -> None:
+    """The batch UPDATE ends a run of gone answers and adds a "same" outcome (live pages),
+    as record_check outside a batch does; gone answers themselves are not batched."""
+    batched, single = store.due_article_ids(T0)[:2]
+    for article_id in (batched, single):
+        store.record_check(article_id, CheckRecord(T0, LATER, error="HTTP 404", gone=True))
+        assert store.article(article_id).gone_checks == 1
+    with store.batched_checks():
+        store.record_check(batched, unchanged())
+        store.record_check(batched, unchanged())
+        assert store.record_check(single, CheckRecord(T0, LATER, error="x", gone=True)) is None
+        assert store.article(single).gone_checks == 2  # written at once, not held
+    store.record_check(single, unchanged())
+    held, direct = store.article(batched), store.article(single)
+    assert held.gone_checks == direct.gone_checks == 0
+    assert held.recent_checks == "--" and direct.recent_checks == "-"

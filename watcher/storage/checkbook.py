@@ -26,6 +26,7 @@ from sqlalchemy import Connection, bindparam, update
 
 from watcher.errors import StoreError
 from watcher.records import CheckRecord
+from watcher.storage.livepages import recorded_outcome
 from watcher.storage.schema import ArticleRow
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ _UNCHANGED = (
     update(_ARTICLE)
     .where(_ARTICLE.c.id == bindparam("b_id"))
     .values(
-        checks=_ARTICLE.c.checks + bindparam("b_checks"),
+        checks=_ARTICLE.c.checks + 1,
         last_checked=bindparam("b_checked"),
         next_check_at=bindparam("b_next"),
         status=bindparam("b_status"),
@@ -48,13 +49,23 @@ _UNCHANGED = (
         last_error=None,
         etag=bindparam("b_etag"),
         last_modified=bindparam("b_modified"),
+        gone_checks=0,  # a good answer ends a run of gone ones (see watcher.pipeline.takedown)
+        # One more "same" outcome for the live-page judgement, as a single check writes it.
+        **recorded_outcome(CheckRecord(datetime.min, None), None),
     )
 )
 
 
 def is_unchanged(check: CheckRecord) -> bool:
-    """A check that writes only the article's bookkeeping: no version, revert or error."""
-    return check.version is None and check.seen_again is None and check.error is None
+    """A check that writes only the article's bookkeeping: no version, revert, error, gone
+    answer or event (a take-down, restore or move)."""
+    return (
+        check.version is None
+        and check.seen_again is None
+        and check.error is None
+        and not check.gone
+        and not check.events
+    )
 
 
 class BatchedChecks:
@@ -86,10 +97,12 @@ class BatchedChecks:
         """Keep an unchanged check for the next flush; False (not kept) outside a batch."""
         if not self._batching or not is_unchanged(check):
             return False
-        earlier = self._pending.get(article_id)
+        if article_id in self._pending:
+            # Written first: each check adds its own outcome to the article's recent ones.
+            self.flush_checks()
         if not self._pending:
             self._oldest = time.monotonic()
-        self._pending[article_id] = _parameters(article_id, check, earlier)
+        self._pending[article_id] = _parameters(article_id, check)
         if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._oldest > FLUSH_SECONDS:
             self.flush_checks()
         return True
@@ -120,13 +133,10 @@ class BatchedChecks:
             log.warning("unchanged checks not recorded (they will be checked again): %s", exc)
 
 
-def _parameters(
-    article_id: int, check: CheckRecord, earlier: dict[str, Any] | None
-) -> dict[str, Any]:
+def _parameters(article_id: int, check: CheckRecord) -> dict[str, Any]:
     next_check: datetime | None = check.next_check_at
     return {
         "b_id": article_id,
-        "b_checks": 1 + (earlier["b_checks"] if earlier else 0),
         "b_checked": check.checked_at,
         "b_next": next_check,
         "b_status": "tracking" if next_check is not None else "retired",
