@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from support.db import database_url
-from support.newsroom import Newsroom, make_story
+from support.newsroom import Newsroom, harness_config, make_story
 from support.processes import ENV, Outcome, cli, daemon, running, stop, wait_for, watcher
 from support.receivers import Webhook
 from support.server import LoopbackServer
@@ -73,26 +73,7 @@ def write_config(
 ) -> Path:
     """Three feeds listing the same stories; a catch-all rule for each event, sent to ``hook``."""
     config = directory / name
-    config.write_text(
-        f"""
-database: "sqlite:///{database}"
-allow_private_networks: true
-defaults: {{interval: 1s, recheck: [{{until: 1d, every: 1s}}]}}
-fetch: {{deadline: 10s}}
-feeds:
-  - {{name: rss, url: "{room.url("/rss.xml")}"}}
-  - {{name: atom, url: "{room.url("/atom.xml")}"}}
-  - {{name: json, url: "{room.url("/feed.json")}"}}
-notifiers: {{hook: "{hook}"}}
-delivery: {{retry: {{first: 1s, max: 2s}}}}
-# The harness edits stories on most passes: a live page's alerts would wait for its hourly
-# digest, and every alert must be delivered by the end of each iteration.
-live_pages: {{enabled: false}}
-rules:
-  - {{name: all, events: [new], notify: [hook]}}
-  - {{name: edits, events: [changed], notify: [hook]}}
-"""
-    )
+    config.write_text(harness_config(room, f"sqlite:///{database}", hook))
     return config
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ProgrammingError
 
-from support.newsroom import Newsroom
+from support.newsroom import Newsroom, harness_config
 from support.processes import running, wait_for
 from support.receivers import Webhook
 from support.server import Reply, Request
@@ -43,26 +43,9 @@ def write_config(
     recheck: str = "1s",
 ) -> Path:
     config = directory / "watcher.yaml"
-    config.write_text(
-        f"""
-database: "{url}"
-queue: {{kind: procrastinate, stalled_after: {STALLED_AFTER}}}
-allow_private_networks: true
-defaults: {{interval: 1s, recheck: [{{until: 1d, every: {recheck}}}]}}
-fetch: {{deadline: 10s, per_host: {per_host}}}
-feeds:
-  - {{name: rss, url: "{room.url("/rss.xml")}"}}
-  - {{name: atom, url: "{room.url("/atom.xml")}"}}
-  - {{name: json, url: "{room.url("/feed.json")}"}}
-notifiers: {{hook: "{hook}"}}
-delivery: {{retry: {{first: 1s, max: 2s}}}}
-# The desk edits stories faster than a live page's digest period: every alert must go now.
-live_pages: {{enabled: false}}
-rules:
-  - {{name: all, events: [new], notify: [hook]}}
-  - {{name: edits, events: [changed], notify: [hook]}}
-"""
-    )
+    queue = f"queue: {{kind: procrastinate, stalled_after: {STALLED_AFTER}}}\n"
+    fetch = f", per_host: {per_host}"
+    config.write_text(harness_config(room, url, hook, head=queue, fetch=fetch, every=recheck))
     return config
 
 

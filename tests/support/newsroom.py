@@ -162,3 +162,30 @@ class Newsroom:
 
     def _render(self, title: str, paragraphs: list[str]) -> str:
         return render_page(title, paragraphs, self.rng)
+
+
+def harness_config(
+    room: Newsroom, database: str, hook: str, *, head: str = "", fetch: str = "", every: str = "1s"
+) -> str:
+    """The config of a fault harness against ``room``: its three feeds, articles re-checked
+    ``every``, a catch-all rule per event sent to ``hook``. ``head`` adds top-level keys (a
+    queue), ``fetch`` keys of the fetch section.
+
+    Live pages are off: a harness edits stories on most passes, and a live page's alerts
+    would wait for their digest, where every alert must arrive before the harness looks."""
+    return f"""
+database: "{database}"
+{head}allow_private_networks: true
+defaults: {{interval: 1s, recheck: [{{until: 1d, every: {every}}}]}}
+fetch: {{deadline: 10s{fetch}}}
+feeds:
+  - {{name: rss, url: "{room.url("/rss.xml")}"}}
+  - {{name: atom, url: "{room.url("/atom.xml")}"}}
+  - {{name: json, url: "{room.url("/feed.json")}"}}
+notifiers: {{hook: "{hook}"}}
+delivery: {{retry: {{first: 1s, max: 2s}}}}
+live_pages: {{enabled: false}}
+rules:
+  - {{name: all, events: [new], notify: [hook]}}
+  - {{name: edits, events: [changed], notify: [hook]}}
+"""
