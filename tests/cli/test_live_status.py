@@ -6,19 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from support.newsroom import Newsroom, make_story
+from support.processes import cli_stdout
 from support.server import LoopbackServer
-from watcher.cli.commands import main
-
-
-def run(config: Path, *args: str) -> str:
-    result = CliRunner().invoke(main, ["-c", str(config), *args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
 
 
 def test_status_and_feeds_show_a_live_page_until_it_calms_down(
@@ -37,23 +27,23 @@ feeds: [{{name: loop, url: "{room.url("/rss.xml")}"}}]
 live_pages: {{changes: 2, checks: 3}}
 """
     )
-    run(config, "check")
+    cli_stdout(config, "check")
     for n in (1, 2):
         update = f"Update {n}: station {n} has counted."
         room.edit("results", paragraphs=[update, *story.paragraphs])
-        run(config, "check", "--recheck-all")
+        cli_stdout(config, "check", "--recheck-all")
     url = room.url("/news/results.html")
-    status = json.loads(run(config, "status", "--json"))
+    status = json.loads(cli_stdout(config, "status", "--json"))
     assert [(p["url"], p["changes"], p["checks"]) for p in status["live_pages"]] == [(url, 2, 2)]
     assert status["feeds"][0]["live"] == 1
-    assert json.loads(run(config, "feeds", "--json"))[0]["live"] == 1
-    table = run(config, "status")
+    assert json.loads(cli_stdout(config, "feeds", "--json"))[0]["live"] == 1
+    table = cli_stdout(config, "status")
     assert "live pages (1; changed on 2+ of their last 3 checks" in table
     assert f"  {url}\t2 of 2 checks changed" in table
 
-    run(config, "check", "--recheck-all")
-    assert json.loads(run(config, "status", "--json"))["live_pages"]  # 2 of the last 3
-    run(config, "check", "--recheck-all")
-    status = json.loads(run(config, "status", "--json"))
+    cli_stdout(config, "check", "--recheck-all")
+    assert json.loads(cli_stdout(config, "status", "--json"))["live_pages"]  # 2 of the last 3
+    cli_stdout(config, "check", "--recheck-all")
+    status = json.loads(cli_stdout(config, "status", "--json"))
     assert status["live_pages"] == [] and status["feeds"][0]["live"] == 0
-    assert "live pages" not in run(config, "status")
+    assert "live pages" not in cli_stdout(config, "status")

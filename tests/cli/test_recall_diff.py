@@ -9,11 +9,10 @@ import random
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
+from support.processes import cli
 from support.recallpage import PROMO, STORY, recall_page
 from support.server import LoopbackServer, Reply
-from watcher.cli.commands import main
 from watcher.pipeline.normalise import OUTSIDE_EXTRACT
 
 
@@ -57,41 +56,37 @@ rules:
     return Site(loopback), config
 
 
-def run(config: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["-c", str(config), *args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout
-
-
 def test_an_edit_the_extractor_drops_is_a_change_shown_in_the_diff_and_the_alert(
     site: tuple[Site, Path],
 ) -> None:
     page, config = site
-    assert "1 new" in run(config, "check")[1]
-    assert "0 changed" in run(config, "check", "--recheck-all")[1]  # churn alone: nothing
+    assert "1 new" in cli(config, "check").stdout
+    assert "0 changed" in cli(config, "check", "--recheck-all").stdout  # churn alone: nothing
     page.promo = PROMO.replace("every clause", "each clause")
-    code, out = run(config, "check", "--recheck-all")
-    assert code == 0 and "1 changed" in out and "alerts: 1" in out
+    done = cli(config, "check", "--recheck-all")
+    out = done.stdout
+    assert done.code == 0 and "1 changed" in out and "alerts: 1" in out
     # The alert's message, written by console://, says where the edit is.
     edit = next(line for line in out.splitlines() if "[-every-]{+each+} clause" in line)
     assert edit.endswith("(outside the extracted text)")
 
-    code, out = run(config, "diff", page.url)
-    assert code == 0 and "(+1 / -1 words)" in out
+    done = cli(config, "diff", page.url)
+    out = done.stdout
+    assert done.code == 0 and "(+1 / -1 words)" in out
     assert OUTSIDE_EXTRACT in out
     after_heading = out[out.index(OUTSIDE_EXTRACT) :]
     assert "[-every-]" in after_heading and "{+each+}" in after_heading
 
-    alert = json.loads(run(config, "alerts", "--json")[1])[-1]
+    alert = json.loads(cli(config, "alerts", "--json").stdout)[-1]
     assert alert["event"] == "changed" and any("each" in text for text in alert["added"])
 
     # What is stored and shown as the story is what the extractor read, not the promo.
-    code, shown = run(config, "show", page.url)
-    assert code == 0 and "Negotiators from both sides" in shown and "each clause" not in shown
+    done = cli(config, "show", page.url)
+    shown = done.stdout
+    assert done.code == 0 and "Negotiators from both sides" in shown and "each clause" not in shown
 
     # An edit in the story itself is not said to be outside it.
     page.paragraphs[1] = page.paragraphs[1].replace("40 detainees", "60 detainees")
-    code, out = run(config, "check", "--recheck-all")
+    out = cli(config, "check", "--recheck-all").stdout
     edit = next(line for line in out.splitlines() if "[-40-]{+60+}" in line)
     assert "outside" not in edit

@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from support.newsroom import Newsroom, make_story
+from support.processes import cli_stdout
 from support.receivers import Webhook
 from support.server import LoopbackServer
-from watcher.cli.commands import main
 
 SENTENCE = "A ceasefire took effect at midnight, officials in Geneva said."
 
@@ -23,14 +22,6 @@ SENTENCE = "A ceasefire took effect at midnight, officials in Geneva said."
 def hook() -> Iterator[Webhook]:
     with Webhook() as receiver:
         yield receiver
-
-
-def run(config: Path, *args: str) -> str:
-    result = CliRunner().invoke(main, ["-c", str(config), *args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
 
 
 def test_an_edit_and_its_revert_are_told_for_what_they_are(
@@ -50,11 +41,11 @@ rules: [{{name: ceasefire, keywords: [ceasefire], events: [changed], notify: [de
 """
     )
     original = list(story.paragraphs)
-    run(config, "check")
+    cli_stdout(config, "check")
     room.edit("truce", paragraphs=[*original, SENTENCE])
-    run(config, "check", "--recheck-all")
+    cli_stdout(config, "check", "--recheck-all")
     room.edit("truce", paragraphs=original)  # taken out again: the page is version 1 again
-    run(config, "check", "--recheck-all")
+    cli_stdout(config, "check", "--recheck-all")
 
     edit, revert = hook.received
     assert edit["title"].startswith("[watcher] ceasefire (substance): ")
@@ -62,28 +53,28 @@ rules: [{{name: ceasefire, keywords: [ceasefire], events: [changed], notify: [de
     assert "Edited article (revert, substance)" in revert["message"]
     assert "went back to version 1 after version 2 replaced it" in revert["message"]
 
-    alerts = json.loads(run(config, "alerts", "--json"))
+    alerts = json.loads(cli_stdout(config, "alerts", "--json"))
     assert [a["classes"] for a in alerts] == [["substance"], ["revert", "substance"]]
     assert [a["version"] for a in alerts] == [2, 1]
-    table = run(config, "alerts")
+    table = cli_stdout(config, "alerts")
     assert "revert, substance" in table.splitlines()[2]
 
     url = room.url("/news/truce.html")
-    history = json.loads(run(config, "history", url, "--json"))
+    history = json.loads(cli_stdout(config, "history", url, "--json"))
     assert [(v["number"], v["classes"]) for v in history["versions"]] == [
         (1, []),
         (2, ["substance"]),
     ]
-    assert "\tsubstance\t" in run(config, "history", url)
+    assert "\tsubstance\t" in cli_stdout(config, "history", url)
 
     # The default diff is the change that is live: the rollback 2 → 1, not the edit 1 → 2.
-    latest = json.loads(run(config, "diff", url, "--json"))
+    latest = json.loads(cli_stdout(config, "diff", url, "--json"))
     assert (latest["from"], latest["to"]) == (2, 1)
     assert any("ceasefire took effect" in text for text in latest["removed"])
     assert not latest["added"]
-    assert "version 2 → 1" in run(config, "diff", url)
-    explicit = json.loads(run(config, "diff", url, "--from", "1", "--to", "2", "--json"))
+    assert "version 2 → 1" in cli_stdout(config, "diff", url)
+    explicit = json.loads(cli_stdout(config, "diff", url, "--from", "1", "--to", "2", "--json"))
     assert (explicit["from"], explicit["to"]) == (1, 2)
     assert any("ceasefire took effect" in text for text in explicit["added"])
-    only_to = json.loads(run(config, "diff", url, "--to", "2", "--json"))
+    only_to = json.loads(cli_stdout(config, "diff", url, "--to", "2", "--json"))
     assert (only_to["from"], only_to["to"]) == (1, 2)

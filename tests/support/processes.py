@@ -49,6 +49,13 @@ def cli(config: Path, *args: str) -> Outcome:
     return Outcome(result.exit_code, result.stdout, result.stderr)
 
 
+def cli_stdout(config: Path, *args: str) -> str:
+    """:func:`cli` for a command that must succeed: its standard output."""
+    outcome = cli(config, *args)
+    assert outcome.code == 0, outcome.stderr
+    return outcome.stdout
+
+
 def start(config: Path, command: str, log: Path) -> subprocess.Popen[bytes]:
     """Start a watcher command in the background, its stderr going to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
