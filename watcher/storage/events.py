@@ -28,7 +28,7 @@ _ALERT = AlertRow.__table__  # type: ignore[attr-defined]
 
 
 class EventQueries:
-    """Reading events and aliases. Mixed into Store, which supplies the transactions."""
+    """Reading an article's events. Mixed into Store, which supplies the transactions."""
 
     def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
@@ -40,14 +40,6 @@ class EventQueries:
                 select(_EVENT).where(_EVENT.c.article_id == article_id).order_by(_EVENT.c.id)
             ).mappings()
             return [from_row(ArticleEvent, row) for row in rows]
-
-    def article_by_alias(self, urls: Collection[str]) -> int | None:
-        """The article one of these URLs is an alias of (a moved article's other URLs)."""
-        with self._transaction() as connection:
-            found = connection.execute(
-                select(_ALIAS.c.article_id).where(_ALIAS.c.url.in_(list(urls))).limit(1)
-            ).scalar()
-            return None if found is None else int(found)
 
 
 def aliases_of(connection: Connection, urls: Collection[str]) -> dict[str, int]:
