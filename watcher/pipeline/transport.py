@@ -1,0 +1,288 @@
+"""The network layer under httpx: sockets as plain asyncio transports.
+
+httpx's own stack (httpcore over anyio) costs about 1.1 ms of CPU per request on a
+two-core machine, more than the rest of an unchanged re-check together. Two things make
+most of it, and both go away on plain asyncio:
+
+- anyio wraps every read, write and close in its own task-group and cancel-scope
+  bookkeeping, on top of the asyncio transport that does the work;
+- before handing out a pooled connection, httpcore asks every idle connection in the pool
+  whether the server has closed it, and anyio answers each question with a ``poll()``
+  system call (after building a dict of every attribute the socket has). The event loop
+  already knows: it delivers the server's bytes or its EOF to the protocol as soon as they
+  arrive, so here "readable" is a look at a buffer, with no system call.
+
+The streams speak httpcore's network-backend interface and raise httpcore's exceptions, so
+httpx maps them to its own exactly as before (``ConnectTimeout``, ``ReadError`` ...), with
+the OS error kept as the cause (:func:`watcher.pipeline.fetch._describe` reads it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["AsyncioBackend", "http_client"]
+
+# Reading pauses once this much is buffered and unread (a body streams faster than it is
+# decoded), and resumes below the low mark: memory per connection stays bounded.
+_READ_HIGH = 256 * 1024
+_READ_LOW = 64 * 1024
+# RFC 8305's recommended delay between connection attempts to a name's addresses (anyio's).
+_HAPPY_EYEBALLS_DELAY = 0.25
+
+
+def http_client(*, verify: ssl.SSLContext | bool = True, **options: Any) -> httpx.AsyncClient:
+    """An httpx client whose connections run on :class:`AsyncioBackend`; ``verify`` is the
+    transport's (certificates), ``options`` the client's.
+
+    httpx builds its connection pool itself and offers no argument for the network backend,
+    so the pool's backend is set before the pool has opened any connection; a test checks
+    that the connections really are ours, so an httpx that renames the attribute fails it.
+    """
+    transport = httpx.AsyncHTTPTransport(verify=verify)
+    transport._pool._network_backend = AsyncioBackend()
+    return httpx.AsyncClient(transport=transport, **options)
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Opens TCP (and Unix) connections as asyncio transports."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
+        with _connect_errors(timeout):
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(
+                    _Protocol,
+                    host,
+                    port,
+                    local_addr=local,
+                    happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+                )
+        stream = AsyncioStream(transport, protocol)
+        stream.set_options(socket_options or ())
+        return stream
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        with _connect_errors(timeout):
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_unix_connection(_Protocol, path)
+        stream = AsyncioStream(transport, protocol)
+        stream.set_options(socket_options or ())
+        return stream
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class _connect_errors:
+    """Connection failures as httpcore's exceptions, the OS error kept as the cause.
+
+    With ``tls``, any failure of the handshake is a TLS error, whatever the OS said: a
+    server that hangs up mid-handshake is a TLS problem to the reader, not a reset.
+    """
+
+    def __init__(self, timeout: float | None, *, tls: bool = False) -> None:
+        self.timeout = timeout
+        self.tls = tls
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        if exc is None or isinstance(exc, asyncio.CancelledError):
+            return
+        if isinstance(exc, TimeoutError):
+            raise httpcore.ConnectTimeout(f"timed out after {self.timeout} s") from exc
+        if not isinstance(exc, OSError):  # ssl.SSLError is one too
+            return
+        if self.tls and not isinstance(exc, ssl.SSLError):
+            reason = f"handshake failed, connection lost ({_reason(exc)})"
+            # httpcore's pool re-raises with ``from None``: only the context survives, so
+            # the SSLError has to be the exception being handled when ours is raised.
+            try:
+                raise ssl.SSLError(reason) from exc
+            except ssl.SSLError as tls_error:
+                raise httpcore.ConnectError(reason) from tls_error
+        raise httpcore.ConnectError(_reason(exc)) from exc
+
+
+class _Protocol(asyncio.Protocol):
+    """What the event loop delivers for one connection: bytes, EOF, loss, back-pressure."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.eof = False
+        self.error: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
+        self._reader: asyncio.Future[None] | None = None
+        self._writer: asyncio.Future[None] | None = None
+        self.reading_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > _READ_HIGH and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False  # the transport closes itself: HTTP/1.1 never half-closes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake_reader()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self._writer = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        self._wake_writer()
+
+    async def wait_readable(self) -> None:
+        self._reader = asyncio.get_running_loop().create_future()
+        try:
+            await self._reader
+        finally:
+            self._reader = None
+
+    @property
+    def writing_paused(self) -> bool:
+        return self._writer is not None
+
+    async def wait_writable(self) -> None:
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    def _wake_reader(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._reader.set_result(None)
+
+    def _wake_writer(self) -> None:
+        waiter, self._writer = self._writer, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """One connection, read and written the way httpcore expects of a network stream."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def set_options(self, options: Iterable[Any]) -> None:
+        sock = self._transport.get_extra_info("socket")
+        for option in options:
+            sock.setsockopt(*option)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        if not protocol.buffer and not protocol.eof:
+            try:
+                async with asyncio.timeout(timeout):
+                    await protocol.wait_readable()
+            except TimeoutError:
+                raise httpcore.ReadTimeout(f"no data for {timeout} s") from None
+        if protocol.buffer:
+            return self._take(max_bytes)
+        if protocol.error is not None:
+            raise httpcore.ReadError(_reason(protocol.error)) from protocol.error
+        return b""  # the server closed the connection
+
+    def _take(self, max_bytes: int) -> bytes:
+        buffer = self._protocol.buffer
+        chunk = bytes(buffer[:max_bytes])
+        del buffer[:max_bytes]
+        if self._protocol.reading_paused and len(buffer) < _READ_LOW:
+            self._protocol.reading_paused = False
+            self._transport.resume_reading()
+        return chunk
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        protocol = self._protocol
+        if protocol.error is not None or self._transport.is_closing():
+            error = protocol.error or ConnectionResetError("connection closed")
+            raise httpcore.WriteError(_reason(error)) from error
+        self._transport.write(buffer)
+        if not protocol.writing_paused:  # the common case: the kernel took it all
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await protocol.wait_writable()
+        except TimeoutError:
+            raise httpcore.WriteTimeout(f"could not send for {timeout} s") from None
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        with _connect_errors(timeout, tls=True):
+            async with asyncio.timeout(timeout):
+                transport = await loop.start_tls(
+                    self._transport,
+                    self._protocol,
+                    ssl_context,
+                    server_hostname=server_hostname,
+                )
+        if transport is None:  # the connection was lost during the handshake
+            raise httpcore.ConnectError("connection lost during the TLS handshake")
+        assert isinstance(transport, asyncio.Transport)
+        self._protocol.transport = transport
+        return AsyncioStream(transport, self._protocol)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # httpcore asks of an idle connection: has the server sent anything (its close,
+            # usually) since the last response? The loop has delivered it if so.
+            return bool(self._protocol.buffer) or self._protocol.eof
+        key = _EXTRA_INFO.get(info)
+        return None if key is None else self._transport.get_extra_info(key)
+
+
+# httpcore's names for what a stream can tell, and asyncio's for the same.
+_EXTRA_INFO = {
+    "ssl_object": "ssl_object",
+    "client_addr": "sockname",
+    "server_addr": "peername",
+    "socket": "socket",
+}
+
+
+def _reason(error: BaseException) -> str:
+    return str(error) or type(error).__name__
