@@ -96,10 +96,10 @@ def test_an_error_a_ctrl_c_caused_counts_as_the_ctrl_c() -> None:
     assert not interrupted(RuntimeError("a bug"))
 
 
-@pytest.mark.parametrize("command", [("alerts", "--json"), ("feeds",)])
+@pytest.mark.parametrize("command", [("alerts", "--json"), ("feeds",), ("status", "--json")])
 def test_quick_reads_load_no_sqlmodel(config: Path, command: tuple[str, ...]) -> None:
-    """``alerts`` and ``feeds`` query the database's reflected tables: SQLModel, its ORM and
-    the schema's classes (a fifth of their start) stay unloaded."""
+    """``alerts``, ``feeds`` and ``status`` query the database's reflected tables: SQLModel,
+    its ORM and the schema's classes (a fifth of their start) stay unloaded."""
     from watcher.storage.store import Store
 
     Store.open(f"sqlite:///{config.parent}/watcher.db").close()

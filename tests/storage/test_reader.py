@@ -46,8 +46,8 @@ def test_reflected_tables_are_the_schemas(store: Store, db_url: str) -> None:
 
 
 def _history(store: Store) -> None:
-    """Feeds, articles, versions, alerts routed and one sent, an article changing on most of
-    its checks, and a feed-health alert (no article, no version)."""
+    """Feeds, articles, versions, alerts routed (one notifier's given up), an article
+    changing on most of its checks, a worker."""
     article_ids = fill(store, feeds=2, articles=2, versions=3).article_ids
     store.route_new_alerts(lambda rule: ["desk", "pager"], START)
     waiting = store.waiting_deliveries("desk", due_by=None, limit=1)
@@ -60,6 +60,7 @@ def _history(store: Store) -> None:
         version = NewVersion("T", text, digest, "page")
         store.record_check(article_ids[0], CheckRecord(when, None, version=version))
     store.record_check(article_ids[0], CheckRecord(when, None))
+    store.register_worker("desk:1:a", host="desk", pid=1, concurrency=2, now=START)
 
 
 def test_the_reader_answers_what_the_store_answers(store: Store, db_url: str) -> None:
@@ -74,6 +75,9 @@ def test_the_reader_answers_what_the_store_answers(store: Store, db_url: str) ->
             lambda s: s.feed_states(["desk-0", "gone"]),
             lambda s: s.feed_state("desk-1"),
             lambda s: s.changing_articles(2),
+            lambda s: s.feed_totals(),
+            lambda s: s.outbox_backlog(),
+            lambda s: s.workers(seen_since=START - timedelta(days=1)),
         ):
             from_store, from_reader = ask(store), ask(reader)
             assert from_store == from_reader

@@ -92,8 +92,8 @@ class State:
 
     @contextmanager
     def reader(self) -> Iterator[Reader]:
-        """The database of a quick read (``alerts``, ``feeds``): the store's queries without
-        loading SQLModel (see :mod:`watcher.storage.reader`). Never creates or writes."""
+        """The database of a quick read (``alerts``, ``feeds``, ``status``): the store's reads
+        without loading SQLModel (see :mod:`watcher.storage.reader`). Never creates or writes."""
         from watcher.storage.reader import Reader
 
         reader = Reader.open(self.config().database_url())

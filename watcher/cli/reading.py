@@ -433,7 +433,7 @@ def status(state: State, as_json: bool) -> None:
     from watcher.cli.worker import print_workers, workers_section
 
     config = state.config()
-    with state.store() as store:
+    with state.reader() as store:
         states = {s.name: s for s in store.feed_states()}
         totals = store.feed_totals()
         backlog = store.outbox_backlog()

@@ -100,19 +100,6 @@ class AlertQueries:
 
     # --------------------------------------------------------------- reading
 
-    def outbox_backlog(self) -> dict[str, int]:
-        """Deliveries by state, plus alerts not yet routed (``new``)."""
-        with self._session() as session:
-            counts = dict(
-                session.exec(
-                    select(DeliveryRow.state, func.count()).group_by(col(DeliveryRow.state))
-                ).all()
-            )
-            new = session.exec(
-                select(func.count()).select_from(AlertRow).where(AlertRow.delivery_state == "new")
-            ).one()
-        return {"new": int(new), **{state: int(n) for state, n in counts.items()}}
-
     # --------------------------------------------------------------- routing
 
     def route_new_alerts(self, route: Route, now: datetime, *, limit: int = 1000) -> int:

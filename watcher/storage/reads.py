@@ -1,4 +1,4 @@
-"""The reads that the quick commands (``watcher alerts``, ``watcher feeds``) make, written
+"""The reads that the quick commands (``watcher alerts``, ``feeds``, ``status``) make, written
 against SQLAlchemy Core tables looked up by name, so that one code runs on two sources of the
 same tables: the SQLModel schema's (:data:`watcher.storage.schema.TABLES`, in the
 :class:`~watcher.storage.store.Store`) and the database's own, reflected
@@ -34,7 +34,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from watcher.errors import NoDatabase, StoreError
-from watcher.records import AlertRecord, DeliveryStatus, FeedState, from_row
+from watcher.records import AlertRecord, DeliveryStatus, FeedState, WorkerRecord, from_row
 from watcher.storage.engine import short_reason
 
 # The schema's version; migrations.py holds one numbered step to each (schema.py's tables
@@ -212,6 +212,63 @@ class ReadQueries:
             RecentChecks(row.id, row.url, row.entry_title, row.recent_checks, feeds[row.id])
             for row in rows
         ]
+
+    def feed_totals(self) -> dict[str, dict[str, int]]:
+        """Per feed name: its articles by status (tracking, retired), their versions and the
+        alerts recorded for it. An article in two feeds counts in both."""
+        feed, article_feed = self.tables["feed"], self.tables["article_feed"]
+        article, version = self.tables["article"], self.tables["version"]
+        alert = self.tables["alert"]
+        totals: dict[str, dict[str, int]] = {}
+
+        def add(name: str, key: str, count: int) -> None:
+            empty = {"tracking": 0, "retired": 0, "versions": 0, "alerts": 0}
+            totals.setdefault(name, empty)[key] = int(count)
+
+        in_feed = feed.join(article_feed, article_feed.c.feed_id == feed.c.id)
+        with self._transaction() as connection:
+            for name, status, count in connection.execute(
+                select(feed.c.name, article.c.status, func.count())
+                .select_from(in_feed.join(article, article.c.id == article_feed.c.article_id))
+                .group_by(feed.c.name, article.c.status)
+            ):
+                add(name, status, count)
+            for name, count in connection.execute(
+                select(feed.c.name, func.count())
+                .select_from(
+                    in_feed.join(version, version.c.article_id == article_feed.c.article_id)
+                )
+                .group_by(feed.c.name)
+            ):
+                add(name, "versions", count)
+            for name, count in connection.execute(
+                select(alert.c.feed, func.count()).group_by(alert.c.feed)
+            ):
+                add(name, "alerts", count)
+        return totals
+
+    def outbox_backlog(self) -> dict[str, int]:
+        """Deliveries by state, plus alerts not yet routed (``new``)."""
+        delivery, alert = self.tables["delivery"], self.tables["alert"]
+        with self._transaction() as connection:
+            counts = connection.execute(
+                select(delivery.c.state, func.count()).group_by(delivery.c.state)
+            ).all()
+            new = connection.execute(
+                select(func.count()).select_from(alert).where(alert.c.delivery_state == "new")
+            ).scalar_one()
+        return {"new": int(new), **{state: int(n) for state, n in counts}}
+
+    def workers(self, *, seen_since: datetime) -> list[WorkerRecord]:
+        """Workers seen since ``seen_since`` (stopped ones too), oldest start first."""
+        worker = self.tables["worker"]
+        with self._transaction() as connection:
+            rows = connection.execute(
+                select(worker)
+                .where(worker.c.last_seen >= seen_since)
+                .order_by(worker.c.started_at, worker.c.id)
+            ).mappings()
+            return [from_row(WorkerRecord, row) for row in rows]
 
 
 def _feeds_of(connection: Connection, tables: Tables, ids: list[int]) -> dict[int, tuple[str, ...]]:

@@ -278,37 +278,6 @@ class Store(
                 )
             }
 
-    def feed_totals(self) -> dict[str, dict[str, int]]:
-        """Per feed name: its articles by status (tracking, retired), their versions and the
-        alerts recorded for it. An article in two feeds counts in both."""
-        totals: dict[str, dict[str, int]] = {}
-
-        def add(name: str, key: str, count: int) -> None:
-            empty = {"tracking": 0, "retired": 0, "versions": 0, "alerts": 0}
-            totals.setdefault(name, empty)[key] = int(count)
-
-        in_feed = _FEED.join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
-        with self._transaction() as connection:
-            for name, status, count in connection.execute(
-                select(_FEED.c.name, _ARTICLE.c.status, func.count())
-                .select_from(in_feed.join(_ARTICLE, _ARTICLE.c.id == _ARTICLE_FEED.c.article_id))
-                .group_by(_FEED.c.name, _ARTICLE.c.status)
-            ):
-                add(name, status, count)
-            for name, count in connection.execute(
-                select(_FEED.c.name, func.count())
-                .select_from(
-                    in_feed.join(_VERSION, _VERSION.c.article_id == _ARTICLE_FEED.c.article_id)
-                )
-                .group_by(_FEED.c.name)
-            ):
-                add(name, "versions", count)
-            for name, count in connection.execute(
-                select(_ALERT.c.feed, func.count()).group_by(_ALERT.c.feed)
-            ):
-                add(name, "alerts", count)
-        return totals
-
 
 # ---------------------------------------------------------------------------- helpers
 
