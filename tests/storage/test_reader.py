@@ -125,3 +125,12 @@ def test_reading_imports_no_sqlmodel(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.split() == []
+
+
+def test_a_table_the_database_lacks_is_a_store_error(store: Store, db_url: str) -> None:
+    reader = Reader.open(db_url)
+    try:
+        with pytest.raises(StoreError, match="no table 'nowhere' in the database"):
+            reader.tables["nowhere"]
+    finally:
+        reader.close()

@@ -13,25 +13,32 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Engine, MetaData, Table, inspect
 from sqlalchemy.exc import NoSuchTableError
 
+from watcher.errors import StoreError
 from watcher.storage.engine import open_database
-from watcher.storage.reads import ReadQueries, UTCTimestamp, require_schema
+from watcher.storage.reads import ReadQueries, UTCTimestamp, require_schema, store_errors
 
 
 class ReflectedTables(dict[str, Table]):
     """The database's tables by name, each reflected when first asked for (a read needs few
     of them). Only their columns: the reads join on explicit conditions and write nothing,
     so keys, indexes and constraints would be queried for nothing. A time column gets the
-    type the schema gives every time column (aware UTC)."""
+    type the schema gives every time column (aware UTC). A driver error while reflecting is
+    a :class:`StoreError`, as it is in a query."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, label: str) -> None:
         super().__init__()
-        self.inspector = inspect(engine)
+        self.engine = engine
+        self.label = label
         self.metadata = MetaData()
 
     def __missing__(self, name: str) -> Table:
-        found = self.inspector.get_columns(name)
+        with store_errors(self.label):
+            try:
+                found = inspect(self.engine).get_columns(name)
+            except NoSuchTableError:  # SQLite says so; PostgreSQL finds no columns
+                found = []
         if not found:
-            raise NoSuchTableError(name)
+            raise StoreError(f"no table {name!r} in the database", database=self.label)
         columns = [Column(c["name"], _schema_type(c["type"])) for c in found]
         table = self[name] = Table(name, self.metadata, *columns)
         return table
@@ -48,7 +55,7 @@ class Reader(ReadQueries):
     def __init__(self, engine: Engine, label: str) -> None:
         self.engine = engine
         self.label = label
-        self.tables = ReflectedTables(engine)
+        self.tables = ReflectedTables(engine, label)
 
     @classmethod
     def open(cls, url: str) -> Reader:
@@ -56,7 +63,7 @@ class Reader(ReadQueries):
         saying what to run, as :meth:`Store.open` without ``create`` does."""
 
         def check(engine: Engine, label: str) -> None:
-            require_schema(engine, label, ReflectedTables(engine))
+            require_schema(engine, label, ReflectedTables(engine, label))
 
         return cls(*open_database(url, check, create=False))
 

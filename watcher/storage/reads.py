@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +101,18 @@ def refuse_newer(found: int, target: int, label: str = "") -> None:
         )
 
 
+@contextmanager
+def store_errors(label: str) -> Iterator[None]:
+    """Driver errors become one-line StoreErrors; a refused unique key stays itself (the
+    callers treat it as "already stored")."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise StoreError(short_reason(exc), database=label) from None
+
+
 # ------------------------------------------------------------------------- the queries
 
 
@@ -130,16 +142,8 @@ class ReadQueries:
         with self._errors(), self.engine.begin() as connection:
             yield connection
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Driver errors become one-line StoreErrors; a refused unique key stays itself (the
-        callers treat it as "already stored")."""
-        try:
-            yield
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise StoreError(short_reason(exc), database=self.label) from None
+    def _errors(self) -> AbstractContextManager[None]:
+        return store_errors(self.label)
 
     def alerts(
         self,
