@@ -94,3 +94,15 @@ def test_an_error_a_ctrl_c_caused_counts_as_the_ctrl_c() -> None:
     except RuntimeError as wrapped:
         assert interrupted(wrapped)
     assert not interrupted(RuntimeError("a bug"))
+
+
+@pytest.mark.parametrize("command", [("alerts", "--json"), ("feeds",), ("status", "--json")])
+def test_quick_reads_load_no_sqlmodel(config: Path, command: tuple[str, ...]) -> None:
+    """``alerts``, ``feeds`` and ``status`` query the database's reflected tables: SQLModel,
+    its ORM and the schema's classes (a fifth of their start) stay unloaded."""
+    from watcher.storage.store import Store
+
+    Store.open(f"sqlite:///{config.parent}/watcher.db").close()
+    loaded = imported_by("-c", str(config), *command)
+    assert "sqlalchemy" in loaded  # it did read the database
+    assert not loaded & {"sqlmodel", "apprise"}, sorted(loaded & {"sqlmodel", "apprise"})

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from watcher.config.models import Config
+    from watcher.storage.reader import Reader
     from watcher.storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,18 @@ class State:
             yield store
         finally:
             store.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[Reader]:
+        """The database of a quick read (``alerts``, ``feeds``, ``status``): the store's reads
+        without loading SQLModel (see :mod:`watcher.storage.reader`). Never creates or writes."""
+        from watcher.storage.reader import Reader
+
+        reader = Reader.open(self.config().database_url())
+        try:
+            yield reader
+        finally:
+            reader.close()
 
 
 def _masked(ctx: click.Context, text: str) -> str:

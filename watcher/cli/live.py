@@ -10,10 +10,10 @@ import click
 
 if TYPE_CHECKING:
     from watcher.config.models import Config
-    from watcher.storage.store import Store
+    from watcher.storage.reads import ReadQueries
 
 
-def live_pages(config: Config, store: Store) -> list[dict[str, Any]]:
+def live_pages(config: Config, store: ReadQueries) -> list[dict[str, Any]]:
     """Each live page: id, url, title, feeds, and its changes among its last checks."""
     from watcher.pipeline.livepages import live_fact
 

@@ -55,7 +55,7 @@ def alerts(
 
     start = _since(since)
     config = state.config()
-    with state.store() as store:
+    with state.reader() as store:
         records = store.alerts(
             since=start, limit=limit, rules=rules, feeds=feeds, undelivered=undelivered
         )
@@ -367,7 +367,7 @@ def feeds(state: State, as_json: bool, opml: bool) -> None:
         return
     configured = [(feed, True) for feed in config.feeds]
     configured += [(feed, False) for feed in config.muted_feeds]
-    with state.store() as store:
+    with state.reader() as store:
         states = {s.name: s for s in store.feed_states([feed.name for feed, _ in configured])}
         live = live_per_feed(live_pages(config, store))
     rows = [
@@ -433,7 +433,7 @@ def status(state: State, as_json: bool) -> None:
     from watcher.cli.worker import print_workers, workers_section
 
     config = state.config()
-    with state.store() as store:
+    with state.reader() as store:
         states = {s.name: s for s in store.feed_states()}
         totals = store.feed_totals()
         backlog = store.outbox_backlog()

@@ -12,7 +12,7 @@ from watcher.cli.app import State, main, pass_state
 
 if TYPE_CHECKING:
     from watcher.config.models import Config
-    from watcher.storage.store import Store
+    from watcher.storage.reads import ReadQueries
 
 
 @main.command(
@@ -76,7 +76,7 @@ def _quiet_queue_logs(verbose: int) -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def workers_section(config: Config, store: Store) -> dict[str, Any] | None:
+def workers_section(config: Config, store: ReadQueries) -> dict[str, Any] | None:
     """`watcher status`'s workers and queue, or None in the embedded mode."""
     if not config.queue.distributed:
         return None

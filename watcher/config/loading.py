@@ -7,7 +7,6 @@ the key, with a "did you mean" where a name is close to a known one.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -70,6 +69,8 @@ def _friendly(error: Any, model_fields: dict[Path_, list[str]]) -> str:
         key = str(loc[-1])
         if key in _HINTS:
             return f"unknown key {key!r}: {_HINTS[key]}"
+        import difflib  # only for a config with a mistake in it
+
         close = difflib.get_close_matches(key, model_fields.get(loc[:-1], []), n=1)
         return f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "missing":
@@ -187,6 +188,8 @@ def _check_names(
 ) -> None:
     for j, name in enumerate(used):
         if name not in known:
+            import difflib  # only for a config with a mistake in it
+
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             listing = ", ".join(sorted(known)) or "none defined"

@@ -59,7 +59,7 @@ ByteSize = Annotated[int, BeforeValidator(_parse_size)]
 class Model(BaseModel):
     """Every config model: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*\s*[smhdw])\s*", re.IGNORECASE)

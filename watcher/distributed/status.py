@@ -13,7 +13,7 @@ from watcher.clock import utc_now
 from watcher.config.models import Config
 from watcher.errors import StoreError
 from watcher.storage.engine import short_reason
-from watcher.storage.store import Store
+from watcher.storage.reads import ReadQueries
 
 # Workers seen within this long are listed (stopped ones too: a crash shows as "silent").
 SHOWN_FOR = timedelta(hours=1)
@@ -32,7 +32,7 @@ _STALLED = text(
 )
 
 
-def queue_report(config: Config, store: Store) -> dict[str, Any]:
+def queue_report(config: Config, store: ReadQueries) -> dict[str, Any]:
     now = utc_now()
     silent = config.queue.stalled_after
     workers = []
@@ -59,7 +59,7 @@ def queue_report(config: Config, store: Store) -> dict[str, Any]:
     return {"workers": workers, "queue": _queue(store, silent.total_seconds())}
 
 
-def _queue(store: Store, silent: float) -> dict[str, Any]:
+def _queue(store: ReadQueries, silent: float) -> dict[str, Any]:
     todo: dict[str, int] = {}
     doing = failed = 0
     try:

@@ -18,8 +18,9 @@ Known limit, DNS rebinding: httpx resolves the name again when it connects, so a
 DNS answer flips from a public address (at our check) to a private one (at connect time)
 gets through. Closing it means connecting to the address we checked, which httpx does not
 offer per request; the network backend of :mod:`watcher.pipeline.transport` is where it
-would go (connect only to addresses the guard passed), not done yet. The guard stops the common attacks: links and redirects to private
-addresses, names that plainly resolve to them, and odd address spellings.
+would go (connect only to addresses the guard passed), not done yet. The guard stops the
+common attacks: links and redirects to private addresses, names that plainly resolve to
+them, and odd address spellings.
 """
 
 from __future__ import annotations

@@ -9,8 +9,7 @@ the dataclasses of :mod:`watcher.records`.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -22,14 +21,14 @@ from watcher.config.models import HEALTH_RULE
 from watcher.records import (
     AlertRecord,
     DeliveryOutcome,
-    DeliveryStatus,
     FeedHealthFacts,
     HealthProblem,
     NewAlert,
     PendingDelivery,
-    from_row,
 )
+from watcher.storage.reads import alert_query, alert_record
 from watcher.storage.schema import (
+    TABLES,
     AlertRow,
     ArticleFeedRow,
     ArticleRow,
@@ -37,7 +36,6 @@ from watcher.storage.schema import (
     FeedHealthRow,
     FeedRow,
     SentMessageRow,
-    VersionRow,
 )
 
 _DELIVERY = DeliveryRow.__table__  # type: ignore[attr-defined]
@@ -102,53 +100,6 @@ class AlertQueries:
 
     # --------------------------------------------------------------- reading
 
-    def alerts(
-        self,
-        *,
-        since: datetime | None = None,
-        limit: int | None = None,
-        rules: Collection[str] = (),
-        feeds: Collection[str] = (),
-        undelivered: bool = False,
-        article_id: int | None = None,
-    ) -> list[AlertRecord]:
-        """Alerts oldest first, each with its deliveries; only those of ``rules`` and
-        ``feeds`` when given, only those not delivered to every notifier with
-        ``undelivered``."""
-        with self._session() as session:
-            query = _alert_query().order_by(col(AlertRow.created_at), col(AlertRow.id))
-            if since is not None:
-                query = query.where(col(AlertRow.created_at) >= since)
-            if rules:
-                query = query.where(col(AlertRow.rule).in_(list(rules)))
-            if feeds:
-                query = query.where(col(AlertRow.feed).in_(list(feeds)))
-            if undelivered:
-                query = query.where(col(AlertRow.delivered_at).is_(None))
-            if article_id is not None:
-                query = query.where(col(AlertRow.article_id) == article_id)
-            rows = session.exec(query).all()
-            if limit is not None:
-                rows = rows[-limit:]
-            statuses = _statuses(session, [row.id for row, *_ in rows if row.id is not None])
-            return [
-                _alert(row, url, number, title, statuses.get(row.id or 0, ()))
-                for row, url, number, title in rows
-            ]
-
-    def outbox_backlog(self) -> dict[str, int]:
-        """Deliveries by state, plus alerts not yet routed (``new``)."""
-        with self._session() as session:
-            counts = dict(
-                session.exec(
-                    select(DeliveryRow.state, func.count()).group_by(col(DeliveryRow.state))
-                ).all()
-            )
-            new = session.exec(
-                select(func.count()).select_from(AlertRow).where(AlertRow.delivery_state == "new")
-            ).one()
-        return {"new": int(new), **{state: int(n) for state, n in counts.items()}}
-
     # --------------------------------------------------------------- routing
 
     def route_new_alerts(self, route: Route, now: datetime, *, limit: int = 1000) -> int:
@@ -203,20 +154,19 @@ class AlertQueries:
     ) -> list[PendingDelivery]:
         """A notifier's waiting deliveries, oldest first: only those due by ``due_by``, or
         all of them (a digest takes everything waiting) when it is None."""
-        with self._session() as session:
-            query = (
-                _alert_query(DeliveryRow)
-                .join(DeliveryRow, col(DeliveryRow.alert_id) == col(AlertRow.id))
-                .where(DeliveryRow.notifier == notifier, col(DeliveryRow.state).in_(_WAITING))
-                .order_by(col(DeliveryRow.created_at), col(DeliveryRow.id))
-                .limit(limit)
-            )
-            if due_by is not None:
-                query = query.where(col(DeliveryRow.next_try_at) <= due_by)
-            return [
-                _pending(delivery, _alert(alert, url, number, title, ()))
-                for alert, url, number, title, delivery in session.exec(query).all()
-            ]
+        delivery = _DELIVERY
+        query = (
+            alert_query(TABLES, *(c.label(f"d_{c.name}") for c in delivery.c))
+            .join(delivery, delivery.c.alert_id == _ALERT.c.id)
+            .where(delivery.c.notifier == notifier, delivery.c.state.in_(_WAITING))
+            .order_by(delivery.c.created_at, delivery.c.id)
+            .limit(limit)
+        )
+        if due_by is not None:
+            query = query.where(delivery.c.next_try_at <= due_by)
+        with self._transaction() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [_pending(row, alert_record(row, ())) for row in rows]
 
     def drop_deliveries(self, notifier: str, now: datetime) -> int:
         """Give up at once on every delivery still waiting for ``notifier`` (one nobody can
@@ -410,42 +360,6 @@ def _health_alert(problem: HealthProblem, event: str, now: datetime, url: str) -
     }
 
 
-def _alert_query(*extra: Any) -> Any:
-    return (
-        select(AlertRow, ArticleRow.url, VersionRow.number, VersionRow.title, *extra)
-        .outerjoin(ArticleRow, col(ArticleRow.id) == col(AlertRow.article_id))
-        .outerjoin(VersionRow, col(VersionRow.id) == col(AlertRow.version_id))
-    )
-
-
-def _statuses(session: Session, alert_ids: list[int]) -> dict[int, tuple[DeliveryStatus, ...]]:
-    found: dict[int, list[DeliveryStatus]] = defaultdict(list)
-    for chunk in chunks(alert_ids, 500):
-        rows = session.exec(
-            select(DeliveryRow)
-            .where(col(DeliveryRow.alert_id).in_(chunk))
-            .order_by(col(DeliveryRow.notifier))
-        )
-        for row in rows:
-            found[row.alert_id].append(
-                DeliveryStatus(
-                    row.notifier,
-                    row.state,
-                    row.attempts,
-                    row.next_try_at,
-                    row.last_error,
-                    row.sent_at,
-                )
-            )
-    return {alert_id: tuple(statuses) for alert_id, statuses in found.items()}
-
-
-def chunks(items: list[int], size: int) -> Iterable[list[int]]:
-    """Ids in slices small enough for one IN (...) list on every backend."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _outcome_params(outcome: DeliveryOutcome) -> dict[str, Any]:
     return {
         "i": outcome.id,
@@ -459,39 +373,16 @@ def _outcome_params(outcome: DeliveryOutcome) -> dict[str, Any]:
     }
 
 
-def _pending(row: DeliveryRow, alert: AlertRecord) -> PendingDelivery:
-    assert row.id is not None
+def _pending(row: Mapping[Any, Any], alert: AlertRecord) -> PendingDelivery:
+    """A waiting delivery from a row of the alert query with the delivery's columns (labelled
+    ``d_``: the alert has a ``delivery_state`` of its own)."""
     return PendingDelivery(
-        id=row.id,
-        notifier=row.notifier,
-        state=row.state,
-        attempts=row.attempts,
-        created_at=row.created_at,
-        next_try_at=row.next_try_at,
-        done_targets=frozenset(json.loads(row.done_targets)),
+        id=row["d_id"],
+        notifier=row["d_notifier"],
+        state=row["d_state"],
+        attempts=row["d_attempts"],
+        created_at=row["d_created_at"],
+        next_try_at=row["d_next_try_at"],
+        done_targets=frozenset(json.loads(row["d_done_targets"])),
         alert=alert,
-    )
-
-
-def _alert(
-    row: AlertRow,
-    url: str | None,
-    number: int | None,
-    title: str | None,
-    deliveries: tuple[DeliveryStatus, ...],
-) -> AlertRecord:
-    """An alert record; a feed-health alert has no article or version, and takes its link
-    and title from its detail."""
-    detail = json.loads(row.detail)
-    fields = row.model_dump()
-    fields.update(
-        matched=tuple(json.loads(row.matched)), detail=detail, article_id=row.article_id or 0
-    )
-    return from_row(
-        AlertRecord,
-        fields,
-        url=url if url is not None else detail.get("url", ""),
-        title=title if title is not None else detail.get("title", ""),
-        version=number or 0,
-        deliveries=deliveries,
     )

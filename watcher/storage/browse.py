@@ -12,11 +12,12 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from watcher.records import AlertRecord, BrowsedArticle, ChangeRef, VersionRecord, from_row
-from watcher.storage.alerts import _alert, _alert_query, _statuses
+from watcher.storage.reads import alert_query, alert_records
 from watcher.storage.schema import (
+    TABLES,
     AlertRow,
     ArticleFeedRow,
     ArticleRow,
@@ -149,26 +150,23 @@ class BrowseQueries:
     ) -> list[AlertRecord]:
         """Alerts newest first, each with its deliveries; ``state`` keeps those with a
         delivery in that state (``new``: not routed to a notifier yet)."""
-        query = _alert_query().order_by(col(AlertRow.id).desc()).limit(limit)
+        alert = _ALERT
+        query = alert_query(TABLES).order_by(alert.c.id.desc()).limit(limit)
         if before is not None:
-            query = query.where(col(AlertRow.id) < before)
+            query = query.where(alert.c.id < before)
         if rule is not None:
-            query = query.where(col(AlertRow.rule) == rule)
+            query = query.where(alert.c.rule == rule)
         if feed is not None:
-            query = query.where(col(AlertRow.feed) == feed)
+            query = query.where(alert.c.feed == feed)
         if state == "new":
-            query = query.where(col(AlertRow.delivery_state) == "new")
+            query = query.where(alert.c.delivery_state == "new")
         elif state is not None:
             query = query.where(
-                exists().where(_DELIVERY.c.alert_id == AlertRow.id, _DELIVERY.c.state == state)
+                exists().where(_DELIVERY.c.alert_id == alert.c.id, _DELIVERY.c.state == state)
             )
-        with self._session() as session:
-            rows = session.exec(query).all()
-            statuses = _statuses(session, [row.id for row, *_ in rows if row.id is not None])
-            return [
-                _alert(row, url, number, title, statuses.get(row.id or 0, ()))
-                for row, url, number, title in rows
-            ]
+        with self._transaction() as connection:
+            rows = connection.execute(query).mappings().all()
+            return alert_records(connection, TABLES, rows)
 
     def alert_rules(self) -> dict[str, int]:
         """Each rule that recorded alerts, with how many."""

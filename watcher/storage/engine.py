@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import create_engine
 
 from watcher.errors import NoDatabase, StoreError
-from watcher.storage.schema import MetaRow
-
-_META = MetaRow.__table__  # type: ignore[attr-defined]
 
 # Below this much free space a failed SQLite open is blamed on the full disk.
 LOW_SPACE_BYTES = 256 * 1024
@@ -138,11 +135,37 @@ def open_engine(url: str, *, create: bool = True, read_only: bool = False) -> En
     return engine
 
 
+def open_database(
+    url: str,
+    prepare: Callable[[Engine, str], None],
+    *,
+    create: bool,
+    read_only: bool = False,
+) -> tuple[Engine, str]:
+    """An engine for ``url`` and the database's label, once ``prepare`` (creating, migrating
+    or checking the schema) has passed. Without ``create`` nothing is made: a SQLite file that
+    is not there raises :class:`NoDatabase`. A failure is one :class:`StoreError` saying
+    what it means, and leaves no connection open."""
+    label = database_label(url)
+    if not create:
+        require_file(url, label)
+    engine: Engine | None = None
+    try:
+        engine = open_engine(url, create=create, read_only=read_only and not create)
+        prepare(engine, label)
+    except (SQLAlchemyError, OSError, StoreError) as exc:
+        if engine is not None:
+            engine.dispose()  # its pooled connection would keep the file open
+        if isinstance(exc, StoreError):
+            raise
+        raise StoreError(open_failure(url, exc), database=label) from None
+    return engine, label
+
+
 def _postgres_read_only(dbapi_connection: Any, _record: Any) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
     dbapi_connection.commit()
-
 
 
 def require_file(url: str, label: str) -> None:
@@ -152,13 +175,14 @@ def require_file(url: str, label: str) -> None:
         raise NoDatabase(label, f"no database file {path}")
 
 
-def probe_write(engine: Engine) -> None:
+def probe_write(engine: Engine, meta: Table) -> None:
+    """Prove the database takes a write (``meta``: the ``watcher_meta`` table)."""
     # A row inserted and deleted in one transaction: pages really written (a WAL frame on
     # SQLite), nothing left behind. Rewriting a row with its own value would not do: SQLite
     # skips writing a cell that did not change.
     with engine.begin() as connection:
-        connection.execute(_META.insert().values(key="write_probe", value=""))
-        connection.execute(_META.delete().where(_META.c.key == "write_probe"))
+        connection.execute(meta.insert().values(key="write_probe", value=""))
+        connection.execute(meta.delete().where(meta.c.key == "write_probe"))
 
 
 def short_reason(exc: BaseException) -> str:

@@ -4,19 +4,20 @@ and a feed's entries taken as tracked articles, a chunk at a time."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, Connection, String, bindparam, case, func, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from watcher.errors import StoreError
-from watcher.records import EntriesTaken, FeedEntry, FeedState, PollRecord, from_row
+from watcher.records import EntriesTaken, FeedEntry, PollRecord
 from watcher.storage.entries import ENTRY_CHUNK, take_chunk
-from watcher.storage.schema import ArticleFeedRow, FeedRow, UTCTimestamp
+from watcher.storage.reads import UTCTimestamp
+from watcher.storage.schema import FeedRow
 
 log = logging.getLogger(__name__)
 
@@ -90,28 +91,6 @@ class FeedQueries:
                     session.add(row)
             session.commit()
 
-    def feed_states(self, names: Collection[str] | None = None) -> list[FeedState]:
-        with self._session() as session:
-            query = select(FeedRow).order_by(col(FeedRow.name))
-            if names is not None:
-                query = query.where(col(FeedRow.name).in_(list(names)))
-            rows = session.exec(query).all()
-            # Counted for these feeds only (the index on feed_id): a poll reads its own feed's
-            # state, and counting every feed's articles cost ~13 ms a poll at 20,000 articles.
-            counting = select(ArticleFeedRow.feed_id, func.count()).group_by(
-                col(ArticleFeedRow.feed_id)
-            )
-            if names is not None:
-                counting = counting.where(col(ArticleFeedRow.feed_id).in_([r.id for r in rows]))
-            counts = dict(session.exec(counting).all())
-            return [_feed_state(row, counts.get(row.id or 0, 0)) for row in rows]
-
-    def feed_state(self, name: str) -> FeedState:
-        states = self.feed_states([name])
-        if not states:
-            raise StoreError(f"no feed named {name!r} in the database", database=self.label)
-        return states[0]
-
     def record_poll(self, name: str, poll: PollRecord) -> None:
         """Write a poll's outcome to the feed's row: one prebuilt UPDATE, no ORM object."""
         values: dict[str, object]
@@ -173,10 +152,6 @@ class FeedQueries:
                     raise
                 log.debug("feed %s: a chunk met a concurrent poll, taking it again", feed_id)
         raise AssertionError("unreachable")
-
-
-def _feed_state(row: FeedRow, articles: int) -> FeedState:
-    return from_row(FeedState, row.model_dump(), articles=articles)
 
 
 def _poll_values(poll: PollRecord) -> dict[str, object]:

@@ -6,9 +6,9 @@ each one newer than the recorded version runs, in order, in one transaction with
 bump, so an interrupted upgrade is retried whole on the next start.
 
 Only the writers (``run``, ``check``) create or migrate. Read-only commands look with
-:func:`require_schema`, which writes nothing: a missing or older schema is an error telling
-what to run, so a ``watcher status`` never creates a database nor upgrades one from under an
-older daemon still running on it.
+:func:`watcher.storage.reads.require_schema`, which writes nothing: a missing or older schema
+is an error telling what to run, so a ``watcher status`` never creates a database nor
+upgrades one from under an older daemon still running on it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, MetaData, inspect, select, text
+from sqlalchemy import Connection, MetaData, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
-from watcher.errors import NoDatabase, StoreError
 from watcher.storage import schema
+from watcher.storage.reads import refuse_newer, schema_version
 
 log = logging.getLogger(__name__)
 
@@ -225,15 +225,6 @@ MIGRATIONS: list[Migration] = [
 _meta = schema.MetaRow.__table__  # type: ignore[attr-defined]
 
 
-def current_version(connection: Connection) -> int | None:
-    if not inspect(connection).has_table(_meta.name):
-        return None
-    value = connection.execute(
-        select(_meta.c.value).where(_meta.c.key == "schema_version")
-    ).scalar()
-    return int(value) if value is not None else None
-
-
 def migrate(engine: Engine) -> None:
     """Create or upgrade the schema to :data:`schema.SCHEMA_VERSION`.
 
@@ -256,14 +247,14 @@ def _migrate(engine: Engine) -> None:
     target = len(MIGRATIONS) + 1
     assert target == schema.SCHEMA_VERSION, "add a migration when SCHEMA_VERSION changes"
     with engine.begin() as connection:
-        found = current_version(connection)
+        found = schema_version(connection, schema.TABLES)
         if found is None:
             SQLModel.metadata.create_all(connection)
             apply_queue_schema(connection)
             connection.execute(_meta.insert().values(key="schema_version", value=str(target)))
             log.info("created database schema version %d", target)
             return
-        _refuse_newer(found, target)
+        refuse_newer(found, target)
         for version in range(found, target):
             log.info("migrating database schema %d -> %d", version, version + 1)
             MIGRATIONS[version - 1](connection)
@@ -271,28 +262,3 @@ def _migrate(engine: Engine) -> None:
             connection.execute(
                 _meta.update().where(_meta.c.key == "schema_version").values(value=str(target))
             )
-
-
-def require_schema(engine: Engine, label: str) -> None:
-    """Raise unless the database holds watcher's schema at this code's version; writes nothing."""
-    target = len(MIGRATIONS) + 1
-    with engine.connect() as connection:
-        found = current_version(connection)
-    if found is None:
-        raise NoDatabase(label, "no watcher tables in it yet")
-    _refuse_newer(found, target, label)
-    if found < target:
-        raise StoreError(
-            f"schema version {found} is older than this watcher's ({target}); read-only "
-            "commands do not upgrade it: `watcher check` or `watcher run` does",
-            database=label,
-        )
-
-
-def _refuse_newer(found: int, target: int, label: str = "") -> None:
-    if found > target:
-        raise StoreError(
-            f"schema version {found} is newer than this watcher understands ({target}); "
-            "upgrade watcher",
-            database=label,
-        )

@@ -1,5 +1,6 @@
-"""The SQLModel tables. Only the store (:mod:`watcher.storage.store`) touches them; other
-stages get dataclasses.
+"""The SQLModel tables: the schema's one definition. Only the store (:mod:`watcher.storage.store`)
+touches them; other stages get dataclasses. The quick read commands query the same tables as
+the database holds them, reflected (:mod:`watcher.storage.reader`).
 
 Times are naive UTC (see :mod:`watcher.clock`). Two unique keys make the pipeline idempotent:
 a version is unique per (article, content hash) and an alert per (rule, version), so a pass
@@ -8,34 +9,15 @@ interrupted and run again cannot store the same version or record the same alert
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
-from sqlalchemy.engine import Dialect
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 9
-
-
-class UTCTimestamp(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out; naive UTC in the column.
-
-    SQLite has no time zones, so the column holds naive UTC on every backend alike.
-    """
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None or value.tzinfo is None:
-            return value
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from watcher.storage.reads import SCHEMA_VERSION as SCHEMA_VERSION
+from watcher.storage.reads import Tables
+from watcher.storage.reads import UTCTimestamp as UTCTimestamp
 
 
 def _when(*, index: bool = False) -> Any:
@@ -283,3 +265,7 @@ class MetaRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str
+
+
+# Every table above by name: what the queries of watcher.storage.reads run on in the Store.
+TABLES: Tables = SQLModel.metadata.tables

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, or_, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from watcher.errors import StoreError
@@ -27,25 +27,20 @@ from watcher.records import (
     VersionRecord,
     from_row,
 )
-from watcher.storage.alerts import AlertQueries, chunks
+from watcher.storage.alerts import AlertQueries
 from watcher.storage.alerts import insert_alerts as _insert_alerts
 from watcher.storage.browse import BrowseQueries
 from watcher.storage.checkbook import BatchedChecks
-from watcher.storage.engine import (
-    database_label,
-    open_engine,
-    open_failure,
-    probe_write,
-    require_file,
-    short_reason,
-)
+from watcher.storage.engine import open_database, probe_write
 from watcher.storage.events import EventQueries, aliases_of, write_events
 from watcher.storage.feeds import FeedQueries
 from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries
 from watcher.storage.listing import ArticleListing
-from watcher.storage.livepages import LivePageQueries, recorded_outcome
-from watcher.storage.migrations import migrate, require_schema
+from watcher.storage.livepages import recorded_outcome
+from watcher.storage.migrations import migrate
+from watcher.storage.reads import ReadQueries, chunks, require_schema
 from watcher.storage.schema import (
+    TABLES,
     AlertRow,
     ArticleAliasRow,
     ArticleEventRow,
@@ -89,6 +84,7 @@ _FEED_NAMES = (
 
 
 class Store(
+    ReadQueries,
     FeedQueries,
     AlertQueries,
     FurnitureQueries,
@@ -96,7 +92,6 @@ class Store(
     BrowseQueries,
     WorkerQueries,
     EventQueries,
-    LivePageQueries,
     BatchedChecks,
 ):
     """All database access. Open with :meth:`open`; close with :meth:`close`."""
@@ -104,6 +99,7 @@ class Store(
     def __init__(self, engine: Engine, label: str) -> None:
         self.engine = engine
         self.label = label
+        self.tables = TABLES
         self._furniture: dict[str, tuple[float, DigestSet]] = {}
         # How long learned furniture is kept in this process (see site_furniture): 0 where
         # several processes check pages of one host (the queue's workers).
@@ -122,25 +118,16 @@ class Store(
         schema is made, and a missing or outdated one raises :class:`NoDatabase` or
         :class:`StoreError` saying what to run. ``read_only`` (with ``create=False``) opens
         connections that refuse every write (the web view)."""
-        label = database_label(url)
-        if not create:
-            require_file(url, label)
-        engine: Engine | None = None
-        try:
-            engine = open_engine(url, create=create, read_only=read_only and not create)
+
+        def prepare(engine: Engine, label: str) -> None:
             if create:
                 migrate(engine)
             else:
-                require_schema(engine, label)
+                require_schema(engine, label, TABLES)
             if writer:
-                probe_write(engine)
-        except (SQLAlchemyError, OSError, StoreError) as exc:
-            if engine is not None:
-                engine.dispose()  # its pooled connection would keep the file open
-            if isinstance(exc, StoreError):
-                raise
-            raise StoreError(open_failure(url, exc), database=label) from None
-        return cls(engine, label)
+                probe_write(engine, TABLES["watcher_meta"])
+
+        return cls(*open_database(url, prepare, create=create, read_only=read_only))
 
     def close(self) -> None:
         self.flush_checks_quietly()
@@ -152,29 +139,11 @@ class Store(
             yield session
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        """A bare connection in a transaction: for the hot paths, where ORM upkeep costs more
-        than the query itself (every re-check reads one article and writes one row)."""
-        with self._errors(), self.engine.begin() as connection:
-            yield connection
-
-    @contextmanager
     def _reading(self) -> Iterator[Connection]:
         """A bare connection for one read on the hot path: no transaction to commit (the
         read is one statement, consistent by itself), which saves a fifth of its cost."""
         with self._errors(), self.engine.connect() as connection:
             yield connection
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Driver errors become one-line StoreErrors; a refused unique key stays itself (the
-        callers treat it as "already stored")."""
-        try:
-            yield
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise StoreError(short_reason(exc), database=self.label) from None
 
     # --------------------------------------------------------------- articles
 
@@ -315,37 +284,6 @@ class Store(
                     ("alerts", AlertRow),
                 )
             }
-
-    def feed_totals(self) -> dict[str, dict[str, int]]:
-        """Per feed name: its articles by status (tracking, retired), their versions and the
-        alerts recorded for it. An article in two feeds counts in both."""
-        totals: dict[str, dict[str, int]] = {}
-
-        def add(name: str, key: str, count: int) -> None:
-            empty = {"tracking": 0, "retired": 0, "versions": 0, "alerts": 0}
-            totals.setdefault(name, empty)[key] = int(count)
-
-        in_feed = _FEED.join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
-        with self._transaction() as connection:
-            for name, status, count in connection.execute(
-                select(_FEED.c.name, _ARTICLE.c.status, func.count())
-                .select_from(in_feed.join(_ARTICLE, _ARTICLE.c.id == _ARTICLE_FEED.c.article_id))
-                .group_by(_FEED.c.name, _ARTICLE.c.status)
-            ):
-                add(name, status, count)
-            for name, count in connection.execute(
-                select(_FEED.c.name, func.count())
-                .select_from(
-                    in_feed.join(_VERSION, _VERSION.c.article_id == _ARTICLE_FEED.c.article_id)
-                )
-                .group_by(_FEED.c.name)
-            ):
-                add(name, "versions", count)
-            for name, count in connection.execute(
-                select(_ALERT.c.feed, func.count()).group_by(_ALERT.c.feed)
-            ):
-                add(name, "alerts", count)
-        return totals
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -35,7 +35,8 @@ from watcher.storage.engine import (
     require_file,
     short_reason,
 )
-from watcher.storage.migrations import current_version, migrate
+from watcher.storage.migrations import migrate
+from watcher.storage.reads import schema_version
 
 BATCH_ROWS = 1000
 # Called after each batch: the table, its rows copied so far, its rows in all.
@@ -85,7 +86,7 @@ def open_source(url: str) -> Engine:
     engine = open_engine(url, create=False)
     try:
         with engine.connect() as connection:
-            found = current_version(connection)
+            found = schema_version(connection, schema.TABLES)
         if found is None:
             raise NoDatabase(label, "no watcher tables in it: nothing to copy")
         migrate(engine)

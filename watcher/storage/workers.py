@@ -15,7 +15,6 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, or_, update
 from sqlmodel import select
 
-from watcher.records import WorkerRecord, from_row
 from watcher.storage.schema import ArticleRow, FeedRow, HostSlotRow, WorkerRow
 
 _WORKER = WorkerRow.__table__  # type: ignore[attr-defined]
@@ -58,16 +57,6 @@ class WorkerQueries:
             values["stopped_at"] = now
         with self._transaction() as connection:
             connection.execute(update(_WORKER).where(_WORKER.c.id == worker_id).values(**values))
-
-    def workers(self, *, seen_since: datetime) -> list[WorkerRecord]:
-        """Workers seen since ``seen_since`` (stopped ones too), oldest start first."""
-        with self._transaction() as connection:
-            rows = connection.execute(
-                select(_WORKER)
-                .where(_WORKER.c.last_seen >= seen_since)
-                .order_by(_WORKER.c.started_at, _WORKER.c.id)
-            ).mappings()
-            return [from_row(WorkerRecord, row) for row in rows]
 
     def forget_workers(self, *, seen_before: datetime) -> int:
         """Drop the registry rows of workers gone since before ``seen_before``."""
