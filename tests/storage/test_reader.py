@@ -86,6 +86,13 @@ def test_the_reader_answers_what_the_store_answers(store: Store, db_url: str) ->
         reader.close()
 
 
+def test_a_limit_keeps_the_newest_alerts_oldest_first(store: Store) -> None:
+    _history(store)
+    everything = store.alerts()
+    assert len(everything) > 2
+    assert store.alerts(limit=2) == everything[-2:]
+
+
 def test_the_reader_opens_what_the_store_opens_without_create(tmp_path: Path) -> None:
     missing = f"sqlite:///{tmp_path}/none.db"
     with pytest.raises(NoDatabase) as by_reader:

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
 
 __all__ = ["AsyncioBackend", "http_client"]
+
+T = TypeVar("T")
 
 # Reading pauses once this much is buffered and unread (a body streams faster than it is
 # decoded), and resumes below the low mark: memory per connection stays bounded.
@@ -61,20 +63,14 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        local = (local_address, 0) if local_address else None
-        with _connect_errors(timeout):
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    _Protocol,
-                    host,
-                    port,
-                    local_addr=local,
-                    happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
-                )
-        stream = AsyncioStream(transport, protocol)
-        stream.set_options(socket_options or ())
-        return stream
+        connecting = asyncio.get_running_loop().create_connection(
+            _Protocol,
+            host,
+            port,
+            local_addr=(local_address, 0) if local_address else None,
+            happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+        )
+        return _stream(await _connect_step(connecting, timeout), socket_options)
 
     async def connect_unix_socket(
         self,
@@ -82,48 +78,47 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        with _connect_errors(timeout):
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_unix_connection(_Protocol, path)
-        stream = AsyncioStream(transport, protocol)
-        stream.set_options(socket_options or ())
-        return stream
+        connecting = asyncio.get_running_loop().create_unix_connection(_Protocol, path)
+        return _stream(await _connect_step(connecting, timeout), socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-class _connect_errors:
-    """Connection failures as httpcore's exceptions, the OS error kept as the cause.
+def _stream(
+    connected: tuple[asyncio.BaseTransport, _Protocol], options: Iterable[Any] | None
+) -> AsyncioStream:
+    transport, protocol = connected
+    assert isinstance(transport, asyncio.Transport)
+    stream = AsyncioStream(transport, protocol)
+    stream.set_options(options or ())
+    return stream
+
+
+async def _connect_step(step: Awaitable[T], timeout: float | None, *, tls: bool = False) -> T:
+    """Await a step of opening a connection (connect, TLS handshake) under ``timeout``, its
+    failures as httpcore's exceptions with the OS error kept as the cause.
 
     With ``tls``, any failure of the handshake is a TLS error, whatever the OS said: a
     server that hangs up mid-handshake is a TLS problem to the reader, not a reset.
     """
-
-    def __init__(self, timeout: float | None, *, tls: bool = False) -> None:
-        self.timeout = timeout
-        self.tls = tls
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
-        if exc is None or isinstance(exc, asyncio.CancelledError):
-            return
-        if isinstance(exc, TimeoutError):
-            raise httpcore.ConnectTimeout(f"timed out after {self.timeout} s") from exc
-        if not isinstance(exc, OSError):  # ssl.SSLError is one too
-            return
-        if self.tls and not isinstance(exc, ssl.SSLError):
-            reason = f"handshake failed, connection lost ({_reason(exc)})"
-            # httpcore's pool re-raises with ``from None``: only the context survives, so
-            # the SSLError has to be the exception being handled when ours is raised.
-            try:
-                raise ssl.SSLError(reason) from exc
-            except ssl.SSLError as tls_error:
-                raise httpcore.ConnectError(reason) from tls_error
+    try:
+        async with asyncio.timeout(timeout):
+            return await step
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(f"timed out after {timeout} s") from exc
+    except ssl.SSLError as exc:
         raise httpcore.ConnectError(_reason(exc)) from exc
+    except OSError as exc:
+        if not tls:
+            raise httpcore.ConnectError(_reason(exc)) from exc
+        reason = f"handshake failed, connection lost ({_reason(exc)})"
+        # httpcore's pool re-raises with ``from None``: only the context survives, so the
+        # SSLError has to be the exception being handled when ours is raised.
+        try:
+            raise ssl.SSLError(reason) from exc
+        except ssl.SSLError as tls_error:
+            raise httpcore.ConnectError(reason) from tls_error
 
 
 class _Protocol(asyncio.Protocol):
@@ -251,15 +246,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        with _connect_errors(timeout, tls=True):
-            async with asyncio.timeout(timeout):
-                transport = await loop.start_tls(
-                    self._transport,
-                    self._protocol,
-                    ssl_context,
-                    server_hostname=server_hostname,
-                )
+        upgrading = asyncio.get_running_loop().start_tls(
+            self._transport, self._protocol, ssl_context, server_hostname=server_hostname
+        )
+        transport = await _connect_step(upgrading, timeout, tls=True)
         if transport is None:  # the connection was lost during the handshake
             raise httpcore.ConnectError("connection lost during the TLS handshake")
         assert isinstance(transport, asyncio.Transport)

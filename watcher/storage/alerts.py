@@ -25,6 +25,7 @@ from watcher.records import (
     HealthProblem,
     NewAlert,
     PendingDelivery,
+    from_row,
 )
 from watcher.storage.reads import alert_query, alert_record
 from watcher.storage.schema import (
@@ -376,13 +377,6 @@ def _outcome_params(outcome: DeliveryOutcome) -> dict[str, Any]:
 def _pending(row: Mapping[Any, Any], alert: AlertRecord) -> PendingDelivery:
     """A waiting delivery from a row of the alert query with the delivery's columns (labelled
     ``d_``: the alert has a ``delivery_state`` of its own)."""
-    return PendingDelivery(
-        id=row["d_id"],
-        notifier=row["d_notifier"],
-        state=row["d_state"],
-        attempts=row["d_attempts"],
-        created_at=row["d_created_at"],
-        next_try_at=row["d_next_try_at"],
-        done_targets=frozenset(json.loads(row["d_done_targets"])),
-        alert=alert,
-    )
+    delivery = {key[2:]: value for key, value in row.items() if key.startswith("d_")}
+    done = frozenset(json.loads(delivery["done_targets"]))
+    return from_row(PendingDelivery, delivery, done_targets=done, alert=alert)

@@ -10,11 +10,9 @@ from sqlalchemy import case, func
 
 from watcher.config.live import MAX_CHECKS
 from watcher.records import CheckRecord
-from watcher.storage.schema import ArticleFeedRow, ArticleRow, FeedRow
+from watcher.storage.schema import ArticleRow
 
 _ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
-_ARTICLE_FEED = ArticleFeedRow.__table__  # type: ignore[attr-defined]
-_FEED = FeedRow.__table__  # type: ignore[attr-defined]
 
 
 def recorded_outcome(check: CheckRecord, current: int | None) -> dict[str, Any]:

@@ -159,7 +159,12 @@ class ReadQueries:
         ``feeds`` when given, only those not delivered to every notifier with
         ``undelivered``."""
         alert = self.tables["alert"]
-        query = alert_query(self.tables).order_by(alert.c.created_at, alert.c.id)
+        # Newest first so the database keeps only the last ``limit``; turned back below.
+        query = (
+            alert_query(self.tables)
+            .order_by(alert.c.created_at.desc(), alert.c.id.desc())
+            .limit(limit)
+        )
         if since is not None:
             query = query.where(alert.c.created_at >= since)
         if rules:
@@ -172,9 +177,7 @@ class ReadQueries:
             query = query.where(alert.c.article_id == article_id)
         with self._transaction() as connection:
             rows = connection.execute(query).mappings().all()
-            if limit is not None:
-                rows = rows[-limit:]
-            return alert_records(connection, self.tables, rows)
+            return alert_records(connection, self.tables, reversed(rows))
 
     def feed_states(self, names: Collection[str] | None = None) -> list[FeedState]:
         feed, article_feed = self.tables["feed"], self.tables["article_feed"]
@@ -211,7 +214,7 @@ class ReadQueries:
         )
         with self._transaction() as connection:
             rows = connection.execute(query).all()
-            feeds = _feeds_of(connection, self.tables, [row.id for row in rows])
+            feeds = feeds_of(connection, self.tables, [row.id for row in rows])
         return [
             RecentChecks(row.id, row.url, row.entry_title, row.recent_checks, feeds[row.id])
             for row in rows
@@ -275,7 +278,8 @@ class ReadQueries:
             return [from_row(WorkerRecord, row) for row in rows]
 
 
-def _feeds_of(connection: Connection, tables: Tables, ids: list[int]) -> dict[int, tuple[str, ...]]:
+def feeds_of(connection: Connection, tables: Tables, ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """Each article's feed names, in the order the article appeared in them."""
     feed, article_feed = tables["feed"], tables["article_feed"]
     found: dict[int, list[str]] = defaultdict(list)
     for chunk in chunks(ids, 500):
@@ -344,16 +348,7 @@ def _statuses(
             select(delivery).where(delivery.c.alert_id.in_(chunk)).order_by(delivery.c.notifier)
         ).mappings()
         for row in rows:
-            found[row["alert_id"]].append(
-                DeliveryStatus(
-                    row["notifier"],
-                    row["state"],
-                    row["attempts"],
-                    row["next_try_at"],
-                    row["last_error"],
-                    row["sent_at"],
-                )
-            )
+            found[row["alert_id"]].append(from_row(DeliveryStatus, row))
     return {alert_id: tuple(statuses) for alert_id, statuses in found.items()}
 
 

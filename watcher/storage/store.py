@@ -38,7 +38,7 @@ from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries
 from watcher.storage.listing import ArticleListing
 from watcher.storage.livepages import recorded_outcome
 from watcher.storage.migrations import migrate
-from watcher.storage.reads import ReadQueries, chunks, require_schema
+from watcher.storage.reads import ReadQueries, chunks, feeds_of, require_schema
 from watcher.storage.schema import (
     TABLES,
     AlertRow,
@@ -75,12 +75,6 @@ _ARTICLE_BY_ID = (
 )
 _LAST_NUMBER = select(func.max(_VERSION.c.number)).where(_VERSION.c.article_id == bindparam("id"))
 _INSERT_VERSION = _VERSION.insert()
-_FEED_NAMES = (
-    select(_FEED.c.name)
-    .join(_ARTICLE_FEED, _ARTICLE_FEED.c.feed_id == _FEED.c.id)
-    .where(_ARTICLE_FEED.c.article_id == bindparam("id"))
-    .order_by(_ARTICLE_FEED.c.first_seen, _FEED.c.name)
-)
 
 
 class Store(
@@ -194,7 +188,9 @@ class Store(
             ).first()
             if row is None:
                 return None
-            return _article_state(row.model_dump(), _feed_names(session.connection(), row.id))
+            assert row.id is not None  # a stored row
+            feeds = feeds_of(session.connection(), TABLES, [row.id])[row.id]
+            return _article_state(row.model_dump(), feeds)
 
     def versions(self, article_id: int, *, newest: int | None = None) -> list[VersionRecord]:
         """Versions oldest first (only the ``newest`` N when given)."""
@@ -401,10 +397,6 @@ def _insert_version(connection: Connection, article_id: int, check: CheckRecord)
     version_id = inserted[0]
     _insert_alerts(connection, article_id, version_id, check.alerts, check.checked_at)
     return _version_record({**row, "id": version_id})
-
-
-def _feed_names(connection: Connection, article_id: int | None) -> tuple[str, ...]:
-    return tuple(connection.execute(_FEED_NAMES, {"id": article_id}).scalars())
 
 
 def _article_state(row: Mapping[Any, Any], feeds: tuple[str, ...]) -> ArticleState:
