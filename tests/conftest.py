@@ -12,6 +12,15 @@ from support.server import LoopbackServer
 from watcher.storage.store import Store
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What watcher caches (apprise's scheme map) goes to a directory of the session's,
+    for in-process commands and subprocesses alike, not the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+        yield
+
+
 @pytest.fixture
 def loopback() -> Iterator[LoopbackServer]:
     """A started HTTP server on 127.0.0.1; routes are added by the test."""

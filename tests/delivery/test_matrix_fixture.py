@@ -12,6 +12,7 @@ from typing import Any
 import apprise
 
 from support.synapse import SynapseServer, synapse_server
+from watcher.delivery.plugins import load_plugins
 
 
 def _wait_for_message(matrix: SynapseServer, needle: str, timeout: float = 20.0) -> dict[str, Any]:
@@ -31,6 +32,7 @@ def _wait_for_message(matrix: SynapseServer, needle: str, timeout: float = 20.0)
 def test_apprise_markdown_alert_reaches_the_room(tmp_path: Path) -> None:
     with synapse_server(tmp_path / "synapse") as matrix:
         assert matrix.messages() == []
+        load_plugins([matrix.apprise_url])  # as every use of apprise in watcher does first
         notifier = apprise.Apprise()
         assert notifier.add(matrix.apprise_url), matrix.apprise_url
 

@@ -40,8 +40,8 @@ from watcher import metrics
 from watcher.clock import utc_now
 from watcher.config.models import Config, NotifierConfig, RetrySettings
 from watcher.config.values import RateLimit
-from watcher.delivery import console  # noqa: F401  (registers console://)
 from watcher.delivery.livedigest import MessageKey, hold_live, message_key, version_key
+from watcher.delivery.plugins import load_plugins
 from watcher.delivery.render import Message, Renderer, sample_alert, test_message
 from watcher.errors import ConfigError
 from watcher.records import DeliveryOutcome, PendingDelivery
@@ -91,10 +91,16 @@ class Notifier:
         return frozenset(target.key for target in self.targets)
 
 
-def build_notifiers(config: Config) -> dict[str, Notifier]:
-    """Every configured notifier with its services loaded (apprise_config files read now)."""
+def build_notifiers(config: Config, names: Sequence[str] | None = None) -> dict[str, Notifier]:
+    """These notifiers (default: every one) with their services loaded (apprise_config
+    files read now); apprise loads the plugins their URLs need."""
+    specs = {name: config.notifiers[name] for name in (names or config.notifiers)}
     _keep_apprise_reasons()
-    return {name: _notifier(config, name, spec) for name, spec in config.notifiers.items()}
+    if any(spec.apprise_config for spec in specs.values()):
+        load_plugins(None)
+    else:
+        load_plugins(url for spec in specs.values() for url in spec.urls)
+    return {name: _notifier(config, name, spec) for name, spec in specs.items()}
 
 
 def _keep_apprise_reasons() -> None:
@@ -216,8 +222,7 @@ async def send(target: Target, message: Message, timeout: float) -> SendResult:
 
 async def send_test(config: Config, name: str, now: datetime) -> list[SendResult]:
     """Send a test message to every service of one notifier (``watcher notify-test``)."""
-    _keep_apprise_reasons()
-    notifier = _notifier(config, name, config.notifiers[name])
+    notifier = build_notifiers(config, [name])[name]
     message = test_message(name, now)
     timeout = config.delivery.timeout.total_seconds()
     return list(await asyncio.gather(*(send(t, message, timeout) for t in notifier.targets)))
