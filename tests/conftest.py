@@ -21,6 +21,16 @@ def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_resolutions() -> Iterator[None]:
+    """Each test starts with no host approved by the SSRF guard (kept a minute otherwise)."""
+    from watcher.pipeline.transport import RESOLVED
+
+    RESOLVED.clear()
+    yield
+    RESOLVED.clear()
+
+
 @pytest.fixture
 def loopback() -> Iterator[LoopbackServer]:
     """A started HTTP server on 127.0.0.1; routes are added by the test."""

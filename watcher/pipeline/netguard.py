@@ -14,13 +14,10 @@ An :class:`AllowList` (a feed's ``allow_hosts``) lets links reach named hosts (e
 whatever they resolve to) or networks; ``allow_private_networks`` turns the guard off. Feed
 URLs themselves are configured by the user and are not guarded.
 
-Known limit, DNS rebinding: httpx resolves the name again when it connects, so a name whose
-DNS answer flips from a public address (at our check) to a private one (at connect time)
-gets through. Closing it means connecting to the address we checked, which httpx does not
-offer per request; the network backend of :mod:`watcher.pipeline.transport` is where it
-would go (connect only to addresses the guard passed), not done yet. The guard stops the
-common attacks: links and redirects to private addresses, names that plainly resolve to
-them, and odd address spellings.
+DNS rebinding (a name whose answer flips from a public address at the check to a private
+one at the connect) is closed: the addresses approved are kept a minute in
+:data:`watcher.pipeline.transport.RESOLVED`, and connections to the host go to exactly those
+addresses, never through a second look-up. The same minute spares a look-up per re-check.
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ from watcher.config.allowlist import (
 )
 from watcher.errors import FetchError
 from watcher.pipeline.fetch import URLCheck
+from watcher.pipeline.transport import RESOLVED
 
 __all__ = [
     "HINT",
@@ -148,13 +146,22 @@ async def check_url(url: str, allow: AllowList | None = None) -> None:
         raise Refused(url, "the URL has no host")
     if allow.permits_host(host):
         return
-    try:
-        addresses = await resolve(host, parsed.port or (443 if parsed.scheme == "https" else 80))
-    except (OSError, UnicodeError, ValueError) as exc:
-        raise FetchError(url, f"name resolution failed: {exc}") from None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    kept = RESOLVED.get(host, port)
+    addresses = [ipaddress.ip_address(a) for a in kept] if kept else await _resolve(url, host, port)
+    # Judged every time, kept or not: another feed's guard may allow less.
     reason = refusal(host, addresses, allow)
     if reason is not None:
         raise Refused(url, reason)
+    if kept is None:
+        RESOLVED.keep(host, port, [str(address) for address in addresses])
+
+
+async def _resolve(url: str, host: str, port: int) -> list[IPAddress]:
+    try:
+        return await resolve(host, port)
+    except (OSError, UnicodeError, ValueError) as exc:
+        raise FetchError(url, f"name resolution failed: {exc}") from None
 
 
 def url_guard(allow: AllowList | None = None) -> URLCheck:

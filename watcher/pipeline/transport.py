@@ -15,19 +15,25 @@ most of it, and both go away on plain asyncio:
 The streams speak httpcore's network-backend interface and raise httpcore's exceptions, so
 httpx maps them to its own exactly as before (``ConnectTimeout``, ``ReadError`` ...), with
 the OS error kept as the cause (:func:`watcher.pipeline.fetch._describe` reads it).
+
+A host the SSRF guard resolved and approved (:data:`RESOLVED`) is connected to at exactly
+those addresses, never by looking its name up again: see :class:`Resolutions`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, zip_longest
 from typing import Any, TypeVar
 
 import httpcore
 import httpx
 
-__all__ = ["AsyncioBackend", "http_client"]
+__all__ = ["RESOLVED", "AsyncioBackend", "Resolutions", "http_client"]
 
 T = TypeVar("T")
 
@@ -37,6 +43,54 @@ _READ_HIGH = 256 * 1024
 _READ_LOW = 64 * 1024
 # RFC 8305's recommended delay between connection attempts to a name's addresses (anyio's).
 _HAPPY_EYEBALLS_DELAY = 0.25
+# How long the guard's look-up of a host serves its checks and connections. No resolver
+# call says how long an answer is good for; a minute is what browsers keep one.
+RESOLUTION_TTL = 60.0
+# Past this many hosts, adding one first drops the expired ones.
+_RESOLUTIONS_PRUNE_AT = 4096
+
+
+@dataclass
+class Resolutions:
+    """The addresses the SSRF guard resolved a host to and approved, kept ``ttl`` seconds.
+
+    While kept, the guard's next checks of the host judge these addresses instead of
+    looking the name up again (one look-up a minute, not one per re-check), and a new
+    connection to the host goes to exactly these addresses. Without that, a name whose DNS
+    answer flips from a public address at the check to a private one at the connect (DNS
+    rebinding) would get through. A connection that fails forgets the host, so the next
+    check looks it up afresh.
+    """
+
+    ttl: float = RESOLUTION_TTL
+    clock: Callable[[], float] = time.monotonic
+    _kept: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = field(default_factory=dict)
+
+    def get(self, host: str, port: int) -> tuple[str, ...] | None:
+        key = (host.lower(), port)
+        entry = self._kept.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self.clock():
+            del self._kept[key]
+            return None
+        return entry[1]
+
+    def keep(self, host: str, port: int, addresses: Sequence[str]) -> None:
+        now = self.clock()
+        if len(self._kept) >= _RESOLUTIONS_PRUNE_AT:
+            self._kept = {k: v for k, v in self._kept.items() if v[0] > now}
+        self._kept[(host.lower(), port)] = (now + self.ttl, tuple(addresses))
+
+    def forget(self, host: str, port: int) -> None:
+        self._kept.pop((host.lower(), port), None)
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
+# One per process: what the guard approved holds for every client's connections.
+RESOLVED = Resolutions()
 
 
 def http_client(*, verify: ssl.SSLContext | bool = True, **options: Any) -> httpx.AsyncClient:
@@ -63,14 +117,21 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        connecting = asyncio.get_running_loop().create_connection(
-            _Protocol,
-            host,
-            port,
-            local_addr=(local_address, 0) if local_address else None,
-            happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
-        )
-        return _stream(await _connect_step(connecting, timeout), socket_options)
+        local = (local_address, 0) if local_address else None
+        approved = RESOLVED.get(host, port)
+        if approved is None:
+            connecting: Awaitable[_Connected] = asyncio.get_running_loop().create_connection(
+                _Protocol, host, port, local_addr=local, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY
+            )
+        else:
+            connecting = _connect_first(approved, port, local)
+        try:
+            connected = await _connect_step(connecting, timeout)
+        except (httpcore.ConnectError, httpcore.ConnectTimeout):
+            if approved is not None:
+                RESOLVED.forget(host, port)
+            raise
+        return _stream(connected, socket_options)
 
     async def connect_unix_socket(
         self,
@@ -85,9 +146,55 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def _stream(
-    connected: tuple[asyncio.BaseTransport, _Protocol], options: Iterable[Any] | None
-) -> AsyncioStream:
+_Connected = tuple[asyncio.BaseTransport, "_Protocol"]
+
+
+async def _connect_first(
+    addresses: Sequence[str], port: int, local: tuple[str, int] | None
+) -> _Connected:
+    """A connection to the first of ``addresses`` to answer, as ``create_connection`` does
+    for a name (RFC 8305): the families interleaved, a new attempt started each delay while
+    earlier ones are pending, the losers closed."""
+    loop = asyncio.get_running_loop()
+    queue = _interleaved(addresses)
+    pending: set[asyncio.Future[_Connected]] = set()
+    errors: list[BaseException] = []
+    try:
+        while queue or pending:
+            if queue:
+                attempt = loop.create_connection(_Protocol, queue.pop(0), port, local_addr=local)
+                pending.add(asyncio.ensure_future(attempt))
+            delay = _HAPPY_EYEBALLS_DELAY if queue else None
+            done, pending = await asyncio.wait(
+                pending, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+            )
+            won = [a for a in done if a.exception() is None]
+            errors += [error for a in done if (error := a.exception()) is not None]
+            if won:
+                _close_all(won[1:])
+                return won[0].result()
+    finally:
+        _close_all(pending)
+    raise errors[0] if errors else OSError("no address to connect to")
+
+
+def _interleaved(addresses: Sequence[str]) -> list[str]:
+    """IPv6 and IPv4 addresses alternating, the family of the first one first."""
+    v6 = [a for a in addresses if ":" in a]
+    v4 = [a for a in addresses if ":" not in a]
+    first, second = (v6, v4) if addresses and ":" in addresses[0] else (v4, v6)
+    return [a for a in chain.from_iterable(zip_longest(first, second)) if a is not None]
+
+
+def _close_all(attempts: Iterable[asyncio.Future[_Connected]]) -> None:
+    for attempt in attempts:
+        if not attempt.done():
+            attempt.cancel()
+        elif not attempt.cancelled() and attempt.exception() is None:
+            attempt.result()[0].close()
+
+
+def _stream(connected: _Connected, options: Iterable[Any] | None) -> AsyncioStream:
     transport, protocol = connected
     assert isinstance(transport, asyncio.Transport)
     stream = AsyncioStream(transport, protocol)
