@@ -26,6 +26,7 @@ from lxml.html import HtmlElement  # type: ignore[import-untyped]
 
 from watcher.errors import ExtractError
 from watcher.pipeline.decode import CONTROL_CHARS, decode_bytes, fold_source_newlines, http_charset
+from watcher.pipeline.htmltree import parse_page
 from watcher.pipeline.normalise import word_set
 from watcher.pipeline.recall import dropped_paragraphs
 
@@ -175,7 +176,7 @@ def extract_article(html: str | bytes, url: str, *, content_type: str | None = N
     if reason := _not_a_page(head):
         raise ExtractError(url, reason)
     try:
-        tree = trafilatura.load_html(fold_source_newlines(page))
+        tree = parse_page(fold_source_newlines(page))
         if tree is not None:
             _drop_link_clusters(tree)
         title, body = (_title(tree, url), _body(tree, url)) if tree is not None else ("", "")

@@ -39,6 +39,7 @@ _PROSE = ("p", "li", "blockquote", "pre", "dd", "dt", "td", "th", "h2", "h3", "h
 _CONTAINERS = ("div", "section", "article", "main")
 _BLOCKS = (*_PROSE, *_CONTAINERS, "ul", "ol", "table", "figure")
 _BLOCK_SET = frozenset(_BLOCKS)
+_PROSE_SET = frozenset(_PROSE)
 _NOT_PROSE = frozenset(
     [
         "script",
@@ -92,7 +93,7 @@ def _visible_text(element: etree._Element) -> str:
 
 def _paragraph_blocks(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
     """(element, visible text) of every block holding one paragraph, in document order."""
-    holds_prose, holds_block = _holders(root, _PROSE), _holders(root, _BLOCKS)
+    holds_prose, holds_block = _holders(root)
     for element in root.iter(*_PROSE, *_CONTAINERS):
         # Innermost blocks only: a <li> holding <p>s yields the <p>s, not itself again.
         if element in (holds_prose if element.tag in _PROSE else holds_block):
@@ -102,16 +103,23 @@ def _paragraph_blocks(root: etree._Element) -> Iterator[tuple[etree._Element, st
             yield element, text
 
 
-def _holders(root: etree._Element, tags: tuple[str, ...]) -> set[etree._Element]:
-    """The elements that hold one of ``tags`` below them: one walk up from each, stopping
-    where an earlier walk passed (a search below every block was a third of the stage)."""
-    holders: set[etree._Element] = set()
-    for element in root.iter(*tags):
+def _holders(root: etree._Element) -> tuple[set[etree._Element], set[etree._Element]]:
+    """The elements that hold a prose block below them, and those that hold any block: one
+    walk up from each block, stopping where an earlier walk passed (a search below every
+    block was a third of the stage). A walk from a prose block marks both; it stops only
+    at a prose holder, whose ancestors are all marked both already."""
+    holds_prose: set[etree._Element] = set()
+    holds_block: set[etree._Element] = set()
+    for element in root.iter(*_BLOCKS):
+        prose = element.tag in _PROSE_SET
+        stop = holds_prose if prose else holds_block
         for ancestor in element.iterancestors():
-            if ancestor in holders:
+            if ancestor in stop:
                 break
-            holders.add(ancestor)
-    return holders
+            holds_block.add(ancestor)
+            if prose:
+                holds_prose.add(ancestor)
+    return holds_prose, holds_block
 
 
 def _link_chars(element: etree._Element) -> int:
@@ -134,12 +142,13 @@ def _loose_runs(element: etree._Element) -> Iterator[tuple[str, int]]:
 
 
 def _container(blocks: list[tuple[etree._Element, str]], kept: list[bool]) -> etree._Element | None:
-    """The deepest element holding ``COVER`` of the kept blocks' text."""
+    """The deepest element holding ``COVER`` of the kept blocks' text (``kept``: kept by
+    the extractor and at least ``ANCHOR_CHARS`` long)."""
     weight: dict[etree._Element, int] = {}
     depth: dict[etree._Element, int] = {}
     total = 0
     for (element, text), is_kept in zip(blocks, kept, strict=True):
-        if not is_kept or len(text) < ANCHOR_CHARS:
+        if not is_kept:
             continue
         total += len(text)
         ancestors = list(element.iterancestors())
@@ -208,7 +217,8 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
     """Prose of the article's container missing from ``body``, one paragraph per line."""
     folded_body = _fold(body.replace("\n- ", "\n"))
     blocks = list(_paragraph_blocks(tree))
-    kept = [_fold(text) in folded_body for _, text in blocks]
+    # Only blocks long enough to vote for the container (and the flow) need the question.
+    kept = [len(text) >= ANCHOR_CHARS and _fold(text) in folded_body for _, text in blocks]
     container = _container(blocks, kept)
     if container is None:
         return ""
@@ -234,11 +244,9 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
 
 
 def _flow(blocks: list[tuple[etree._Element, str]], kept: list[bool]) -> frozenset[etree._Element]:
-    """The parents of the kept paragraphs long enough to vote for the container."""
+    """The parents of the kept paragraphs (those long enough to vote for the container)."""
     return frozenset(
-        element.getparent()
-        for (element, text), is_kept in zip(blocks, kept, strict=True)
-        if is_kept and len(text) >= ANCHOR_CHARS
+        element.getparent() for (element, _), is_kept in zip(blocks, kept, strict=True) if is_kept
     )
 
 
