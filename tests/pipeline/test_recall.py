@@ -3,10 +3,14 @@ compared beside the body, and which link blocks stay out (watcher.pipeline.recal
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from support.recallpage import PROMO, SOURCE, STORY
 from support.recallpage import recall_page as page
 from watcher.pipeline.extract import extract_article
 from watcher.pipeline.normalise import compared_text, normalise
+from watcher.pipeline.recall import fold
 
 URL = "https://news.example.org/world/2026/truce-talks"
 RELATED = ["Storm leaves thousands without power", "Council approves new budget after debate"]
@@ -56,3 +60,9 @@ def test_links_with_words_between_them_are_prose() -> None:
     sentence = f"<p>The talks were led by {names} for the two delegations this week.</p>"
     html = page().replace(f"<p>{STORY[0]}</p>", f"<p>{STORY[0]}</p>{sentence}")
     assert "led by Ann Lee, Bo Chen for the two" in extract_article(html, URL).text
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.text(), st.text(alphabet=st.characters(max_codepoint=127))))
+def test_the_fold_is_normalise_casefolded_with_its_whitespace_one_space(text: str) -> None:
+    assert fold(text) == " ".join(normalise(text).casefold().split())
