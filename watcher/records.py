@@ -257,6 +257,10 @@ class CheckRecord:
     # removal. A check without error resets the count; another failure leaves it.
     gone: bool = False
     events: tuple[NewArticleEvent, ...] = ()  # removed, restored, moved (in this order)
+    # With ``version``: the page's line keys, counted for the furniture of ``host`` in the
+    # same transaction (learned once per stored version, never for a refused duplicate).
+    host: str = ""
+    line_keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,29 @@ def test_furniture_needs_three_articles(store: Store) -> None:
     assert "updated 0 minutes ago" not in store.site_furniture("other.example")
 
 
+def test_a_stored_version_teaches_its_lines_and_a_refused_one_does_not(store: Store) -> None:
+    keys = frozenset({"updated 0 minutes ago", "most read"})
+    store.add_entries("a", [entry(k, f"http://news.example/{k}") for k in "xyz"], T0)
+    x, y, z = store.due_article_ids(T0)
+    assert store.site_furniture("news.example").digests == frozenset()  # cached empty
+
+    def check(digest: str) -> CheckRecord:
+        stored = version(f"text {digest}", digest)
+        return CheckRecord(T0, T0, version=stored, host="news.example", line_keys=keys)
+
+    assert store.record_check(x, check("hx")) is not None
+    assert store.record_check(x, check("hx")) is None  # a rerun: refused, nothing learned
+    assert store.record_check(y, check("hy")) is not None
+    assert "most read" not in store.site_furniture("news.example")  # two articles so far
+    assert store.record_check(z, check("hz")) is not None
+    # The third article makes the lines furniture, in the cache too (no reload within it).
+    learned = store.site_furniture("news.example")
+    assert all(key in learned for key in keys)
+    with store.engine.connect() as connection:
+        counts = connection.execute(text("SELECT articles FROM site_line")).scalars().all()
+    assert sorted(counts) == [3, 3]
+
+
 def test_changed_feed_url_forgets_cache_keys(store: Store) -> None:
     store.record_poll("a", PollRecord(T0, T0, status=200, etag='"x"', last_modified="y"))
     store.sync_feeds([("a", "http://a.example/new-feed")])

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, bindparam, update
 
 from watcher.errors import StoreError
 from watcher.records import CheckRecord
-from watcher.storage.livepages import recorded_outcome
+from watcher.storage.livepages import outcome_values
 from watcher.storage.schema import ArticleRow
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ _UNCHANGED = (
         last_modified=bindparam("b_modified"),
         gone_checks=0,  # a good answer ends a run of gone ones (see watcher.pipeline.takedown)
         # One more "same" outcome for the live-page judgement, as a single check writes it.
-        **recorded_outcome(CheckRecord(datetime.min, None), None),
+        **outcome_values("-"),
     )
 )
 

@@ -6,24 +6,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection
 from sqlmodel import Session, select
 
 from watcher.records import DigestSet, key_digest
+from watcher.storage.engine import dialect_insert
 from watcher.storage.schema import SiteLineRow
 
 _SITE_LINE = SiteLineRow.__table__  # type: ignore[attr-defined]
 # A line recurring in this many distinct articles of one host is page furniture.
 FURNITURE_MIN_ARTICLES = 3
 FURNITURE_CACHE_SECONDS = 60.0
-
-_BUMP_SITE_LINE = (
-    update(_SITE_LINE)
-    .where(_SITE_LINE.c.host == bindparam("h"), _SITE_LINE.c.key_digest == bindparam("d"))
-    .values(articles=_SITE_LINE.c.articles + 1)
-)
-
 
 
 class FurnitureQueries:
@@ -65,27 +60,48 @@ class FurnitureQueries:
 
     def learn_site_lines(self, host: str, keys: Iterable[str]) -> None:
         """Count one more article of ``host`` carrying each (masked) line."""
-        digests = sorted({key_digest(key) for key in keys})
-        if not host or not digests:
-            return
-        # Core and executemany: an article has dozens of lines, and this runs for every new one.
         with self._transaction() as connection:
-            found = connection.execute(
-                select(_SITE_LINE.c.key_digest, _SITE_LINE.c.articles).where(
-                    _SITE_LINE.c.host == host, _SITE_LINE.c.key_digest.in_(digests)
-                )
-            )
-            counts: dict[str, int] = {digest: count for digest, count in found}
-            if counts:
-                connection.execute(_BUMP_SITE_LINE, [{"h": host, "d": d} for d in counts])
-            fresh = [d for d in digests if d not in counts]
-            if fresh:
-                connection.execute(
-                    _SITE_LINE.insert(),
-                    [{"host": host, "key_digest": d, "articles": 1} for d in fresh],
-                )
-        crossed = {d for d, n in counts.items() if n + 1 >= FURNITURE_MIN_ARTICLES}
+            crossed = learn_lines(connection, host, keys)
+        self.note_furniture(host, crossed)
+
+    def note_furniture(self, host: str, crossed: frozenset[str]) -> None:
+        """Add lines that have just become furniture (committed) to the host's cached set,
+        which stays exact instead of being reloaded for every new article of the host."""
         cached = self._furniture.get(host)
         if cached is not None and crossed - cached[1].digests:
-            # Keep the cache exact instead of reloading it for every new article of the host.
             self._furniture[host] = (cached[0], DigestSet(cached[1].digests | crossed))
+
+
+def learn_lines(connection: Connection, host: str, keys: Iterable[str]) -> frozenset[str]:
+    """In the caller's transaction: one more article of ``host`` carries each line; returns
+    the digests this made furniture (at least FURNITURE_MIN_ARTICLES articles now).
+
+    One upsert for all of an article's lines (dozens, for every new article), which returns
+    each line's new count: no read before the write, and a concurrent writer's count is
+    added to, never overwritten. Sorted, so that two writers lock rows in the same order.
+    """
+    digests = sorted({key_digest(key) for key in keys})
+    if not host or not digests:
+        return frozenset()
+    statement = _BUMP_SITE_LINES.get(connection.dialect.name)
+    if statement is None:
+        statement = _BUMP_SITE_LINES[connection.dialect.name] = _bump_site_lines(connection)
+    rows = [{"host": host, "key_digest": digest, "articles": 1} for digest in digests]
+    counts = connection.execute(statement, rows)
+    return frozenset(str(digest) for digest, count in counts if count >= FURNITURE_MIN_ARTICLES)
+
+
+# Per dialect: the upsert of learn_lines, built once.
+_BUMP_SITE_LINES: dict[str, Any] = {}
+
+
+def _bump_site_lines(connection: Connection) -> Any:
+    insert = dialect_insert(connection)
+    return (
+        insert(_SITE_LINE)
+        .on_conflict_do_update(
+            index_elements=[_SITE_LINE.c.host, _SITE_LINE.c.key_digest],
+            set_={"articles": _SITE_LINE.c.articles + 1},
+        )
+        .returning(_SITE_LINE.c.key_digest, _SITE_LINE.c.articles)
+    )

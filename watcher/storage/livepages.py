@@ -15,15 +15,21 @@ from watcher.storage.schema import ArticleRow
 _ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
 
 
-def recorded_outcome(check: CheckRecord, current: int | None) -> dict[str, Any]:
-    """The ``article`` values that add this re-check to its outcomes (``current``: the number
-    of the version it stored, if it stored one): ``c`` when it found a text other than the
-    one shown before (a new version, or one gone back to), ``-`` when the same. The first
-    check (version 1) and failed checks are not outcomes."""
+def outcome_mark(check: CheckRecord, current: int | None) -> str:
+    """What a check adds to the article's recent outcomes (``current``: the number of the
+    version it stored, if it stored one): "c" when it found a text other than the one shown
+    before (a new version, or one gone back to), "-" when the same, "" when it is no outcome:
+    the first check (version 1) and failed checks."""
     if check.error is not None or current == 1:
+        return ""
+    return "c" if check.seen_again is not None or check.version is not None else "-"
+
+
+def outcome_values(mark: str) -> dict[str, Any]:
+    """The ``article`` values that append ``mark`` ("" appends nothing) to its outcomes."""
+    if not mark:
         return {}
-    changed = check.seen_again is not None or check.version is not None
     column = _ARTICLE.c.recent_checks
     # One character added at a time, so dropping the oldest keeps at most MAX_CHECKS.
     kept = case((func.length(column) >= MAX_CHECKS, func.substr(column, 2)), else_=column)
-    return {"recent_checks": kept + ("c" if changed else "-")}
+    return {"recent_checks": kept + mark}

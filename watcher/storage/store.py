@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, or_, update
+from sqlalchemy import Connection, Integer, bindparam, case, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -34,9 +34,9 @@ from watcher.storage.checkbook import BatchedChecks
 from watcher.storage.engine import open_database, probe_write
 from watcher.storage.events import EventQueries, aliases_of, write_events
 from watcher.storage.feeds import FeedQueries
-from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries
+from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries, learn_lines
 from watcher.storage.listing import ArticleListing
-from watcher.storage.livepages import recorded_outcome
+from watcher.storage.livepages import outcome_mark, outcome_values
 from watcher.storage.migrations import migrate
 from watcher.storage.reads import ReadQueries, chunks, feeds_of, require_schema
 from watcher.storage.schema import (
@@ -230,10 +230,13 @@ class Store(
             with self._transaction() as connection:
                 stored = _insert_version(connection, article_id, check)
                 _update_article(connection, article_id, check, stored.number)
-                return stored
+                crossed = learn_lines(connection, check.host, check.line_keys)
         except IntegrityError:
             log.info("article %s: this content was already stored by an earlier run", article_id)
-        return self.record_check(article_id, replace(check, version=None, alerts=()))
+            unstored = replace(check, version=None, alerts=(), line_keys=frozenset())
+            return self.record_check(article_id, unstored)
+        self.note_furniture(check.host, crossed)
+        return stored
 
     def warc_files_in_use(self) -> set[str]:
         """The WARC files some version still points at (what the archive must keep)."""
@@ -319,29 +322,30 @@ def _delete_articles(connection: Connection, ids: list[int]) -> None:
 def _update_article(
     connection: Connection, article_id: int, check: CheckRecord, current: int | None
 ) -> None:
-    values: dict[str, Any] = {
-        "checks": _ARTICLE.c.checks + 1,
-        "last_checked": check.checked_at,
-        "next_check_at": check.next_check_at,
-        "status": "tracking" if check.next_check_at is not None else "retired",
-        "failures": _ARTICLE.c.failures + 1 if check.error else 0,
-        "last_error": check.error,
-        # Gone answers in a row: another failure says nothing either way (takedown.py).
-        "gone_checks": _ARTICLE.c.gone_checks + 1
-        if check.gone
-        else (_ARTICLE.c.gone_checks if check.error else 0),
+    """The article's bookkeeping after a check (``current``: the version it now shows, when
+    the check stored or went back to one), by a statement prebuilt for the check's shape."""
+    stored = current if check.version is not None else None
+    shape = _CheckShape(
+        failed=check.error is not None,
+        gone=check.gone,
+        shows=current is not None,
+        flip=check.seen_again is not None,
+        mark=outcome_mark(check, stored),
+    )
+    statement = _ARTICLE_UPDATES.get(shape)
+    if statement is None:
+        statement = _ARTICLE_UPDATES[shape] = _article_update(shape)
+    status = "tracking" if check.next_check_at is not None else "retired"
+    parameters = {
+        "u_id": article_id,
+        "u_checked": check.checked_at,
+        "u_next": check.next_check_at,
+        "u_status": status,
+        "u_error": check.error,
+        "u_etag": check.etag,
+        "u_modified": check.last_modified,
+        "u_current": current,
     }
-    if check.error is None:
-        values.update(etag=check.etag, last_modified=check.last_modified)
-    values.update(recorded_outcome(check, current if check.version is not None else None))
-    if current is not None:
-        values["current_version"] = current
-        # The old values on both backends: the version live before, kept for diffs.
-        values["previous_version"] = case(
-            (_ARTICLE.c.current_version != current, _ARTICLE.c.current_version),
-            else_=_ARTICLE.c.previous_version,
-        )
-        values["flips"] = _ARTICLE.c.flips + 1 if check.seen_again is not None else 0
     if check.seen_again is not None:
         connection.execute(
             update(_VERSION)
@@ -350,9 +354,54 @@ def _update_article(
         )
         if check.revert_alerts:
             _insert_revert_alerts(connection, article_id, check)
-    connection.execute(update(_ARTICLE).where(_ARTICLE.c.id == article_id).values(**values))
+    connection.execute(statement, parameters)
     if check.events:
         write_events(connection, article_id, check.events, check.checked_at, current)
+
+
+@dataclass(frozen=True)
+class _CheckShape:
+    """What decides the form of a check's UPDATE of its article (its values are parameters)."""
+
+    failed: bool
+    gone: bool
+    shows: bool  # the check stored a version or went back to one
+    flip: bool  # it went back to one
+    mark: str  # what it adds to the recent outcomes (livepages)
+
+
+# The UPDATE of each check shape met so far (a few dozen at most), built once: building and
+# caching a statement per check cost more than the write itself.
+_ARTICLE_UPDATES: dict[_CheckShape, Any] = {}
+
+
+def _article_update(shape: _CheckShape) -> Any:
+    article = _ARTICLE.c
+    values: dict[str, Any] = {
+        "checks": article.checks + 1,
+        "last_checked": bindparam("u_checked"),
+        "next_check_at": bindparam("u_next"),
+        "status": bindparam("u_status"),
+        "failures": article.failures + 1 if shape.failed else 0,
+        "last_error": bindparam("u_error"),
+        # Gone answers in a row: another failure says nothing either way (takedown.py).
+        "gone_checks": article.gone_checks + 1
+        if shape.gone
+        else (article.gone_checks if shape.failed else 0),
+        **outcome_values(shape.mark),
+    }
+    if not shape.failed:
+        values.update(etag=bindparam("u_etag"), last_modified=bindparam("u_modified"))
+    if shape.shows:
+        current = bindparam("u_current", type_=Integer)
+        values["current_version"] = current
+        # The old values on both backends: the version live before, kept for diffs.
+        values["previous_version"] = case(
+            (article.current_version != current, article.current_version),
+            else_=article.previous_version,
+        )
+        values["flips"] = article.flips + 1 if shape.flip else 0
+    return update(_ARTICLE).where(article.id == bindparam("u_id")).values(**values)
 
 
 def _insert_revert_alerts(connection: Connection, article_id: int, check: CheckRecord) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, or_, update
 from sqlmodel import select
 
+from watcher.storage.engine import dialect_insert
 from watcher.storage.schema import ArticleRow, FeedRow, HostSlotRow, WorkerRow
 
 _WORKER = WorkerRow.__table__  # type: ignore[attr-defined]
@@ -115,12 +116,8 @@ class WorkerQueries:
     ) -> int | None:
         """Take a free slot of ``host`` (one of ``per_host``) for ``holder``; None when all
         are taken. A slot past its ``expires_at`` is free: its holder died holding it."""
-        # Here, not at the top: the PostgreSQL dialect costs ~0.2 s to import, which every
-        # command opening a store would pay (only queue workers take host slots).
-        from sqlalchemy.dialects import postgresql, sqlite
-
         with self._transaction() as connection:
-            insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+            insert = dialect_insert(connection)
             first = random.randrange(per_host)  # spread the takers over the slots
             for offset in range(per_host):
                 slot = (first + offset) % per_host

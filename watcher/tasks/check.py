@@ -153,11 +153,11 @@ def _record(
         warc=_archive_verdict(ctx, page, verdict, now),
         revert_alerts=alerts if verdict.seen_again is not None else (),
         events=events,
+        host=article.host,
+        line_keys=verdict.learn_keys,
     )
     stored = ctx.store.record_check(article.id, record)
     status = verdict.status if stored is not None or verdict.version is None else "unchanged"
-    if stored is not None and verdict.learn_keys:
-        ctx.store.learn_site_lines(article.host, verdict.learn_keys)
     if stored is not None:
         log.info(
             "article %s: %s, version %d, %d alerts", url, status, stored.number, len(verdict.alerts)
@@ -255,9 +255,7 @@ async def _page_from_web(
     )
 
 
-def _archive_verdict(
-    ctx: Context, page: Page, verdict: Judgement, now: datetime
-) -> WarcRef | None:
+def _archive_verdict(ctx: Context, page: Page, verdict: Judgement, now: datetime) -> WarcRef | None:
     if verdict.version is not None:
         return archive_original(ctx, page.raw, now, None)
     if verdict.error:
