@@ -55,7 +55,9 @@ _DIGIT = re.compile(r"\d")
 
 
 def _mask(plain: str) -> str:
-    return " ".join("0" if _DIGIT.search(token) else token for token in plain.casefold().split())
+    # A word of letters only holds no digit (no character is both): the search is skipped.
+    tokens = plain.casefold().split()
+    return " ".join(t if t.isalpha() or _DIGIT.search(t) is None else "0" for t in tokens)
 
 
 def mask_line(line: str) -> str:
