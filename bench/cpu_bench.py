@@ -98,7 +98,7 @@ def bare_cpu(pages: dict[str, bytes]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=0, help="first N pages (default all)")
-    parser.add_argument("--rounds", type=int, default=3, help="best of R rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="best of R rounds")
     args = parser.parse_args()
     if not CORPUS.is_dir():
         print(f"corpus not found at {CORPUS}; nothing to measure")
@@ -116,9 +116,17 @@ def main() -> None:
     child.start()
     try:
         base = queue.get(timeout=30)
-        bare = min(bare_cpu(pages) for _ in range(args.rounds))
-        inline = [asyncio.run(wave(base, "1" if pooled else None)) for _ in range(args.rounds)]
-        auto = [asyncio.run(wave(base, "auto")) for _ in range(args.rounds)] if pooled else []
+        bares: list[float] = []
+        inline: list[Wave] = []
+        auto: list[Wave] = []
+        # Rounds alternate bare and watcher, so a machine whose speed drifts (a shared VM)
+        # slows both sides of the ratio alike instead of one block of rounds.
+        for _ in range(args.rounds):
+            bares.append(bare_cpu(pages))
+            inline.append(asyncio.run(wave(base, "1" if pooled else None)))
+            if pooled:
+                auto.append(asyncio.run(wave(base, "auto")))
+        bare = min(bares)
     finally:
         child.terminate()
     print_figures(count, bare, inline, auto)

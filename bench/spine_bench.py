@@ -91,23 +91,28 @@ def serve(pages: dict[str, bytes], edited: dict[str, bytes], port_queue: Any, fl
             self._send(body, "text/html; charset=utf-8", f"{key}-{flag.value}")
 
         def _send(self, body: bytes, kind: str, etag: str) -> None:
-            tag = f'"{etag}"'
-            if self.headers.get("If-None-Match") == tag:
-                self.send_response(304)
-                self.send_header("ETag", tag)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("ETag", tag)
-            self.end_headers()
-            self.wfile.write(body)
+            send_page(self, body, kind, etag)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     base = f"http://127.0.0.1:{server.server_address[1]}"
     port_queue.put(base)
     server.serve_forever()
+
+
+def send_page(handler: BaseHTTPRequestHandler, body: bytes, kind: str, etag: str) -> None:
+    """``body`` with its ETag, or 304 Not Modified to a request that names that ETag."""
+    tag = f'"{etag}"'
+    if handler.headers.get("If-None-Match") == tag:
+        handler.send_response(304)
+        handler.send_header("ETag", tag)
+        handler.end_headers()
+        return
+    handler.send_response(200)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("ETag", tag)
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 async def timed_checks(
