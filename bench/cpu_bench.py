@@ -51,13 +51,18 @@ class Wave:
     pool_start: float  # wall seconds to start the pool's processes (not in new_wall)
 
 
-def config_for(base: str, state: Path, workers: str | None) -> Config:
+def config_for(
+    base: str, state: Path, workers: str | None, feeds: dict[str, str] | None = None
+) -> Config:
+    """The bench's config: one feed ``corpus`` at ``base``, or ``feeds`` (name -> feed URL)."""
     cpu = f"cpu: {{workers: {workers}}}" if workers is not None else ""
+    listed = feeds or {"corpus": f"{base}/feed.xml"}
+    feed_list = ", ".join(f'{{name: {name}, url: "{url}"}}' for name, url in listed.items())
     return parse_config(
         f"""
         database: "sqlite:///{state / "bench.db"}"
         allow_private_networks: true
-        feeds: [{{name: corpus, url: "{base}/feed.xml"}}]
+        feeds: [{feed_list}]
         fetch: {{per_host: 8, concurrency: 8}}
         {cpu}
         rules:

@@ -17,7 +17,7 @@ so all that cancels out and one round remains:
 
 Instructions are not seconds (a cache miss costs more than an add), so this is a second
 opinion beside cpu_bench's CPU times, not a replacement. The pages are served by a process
-of this script that callgrind does not run. About ten minutes for the default 30 pages.
+of this script that callgrind does not run. About twelve minutes for the default 30 pages.
 
     python bench/instructions_bench.py [--pages N]
 """
@@ -88,8 +88,8 @@ def child(mode: str, times: int, base: str, count: int) -> None:
     """In a process under callgrind: the work of ``mode``, ``times`` times over (after one
     round of it, for the lazy set-ups that belong to no round)."""
     import trafilatura
+    from cpu_bench import config_for
 
-    from watcher.config.loading import parse_config
     from watcher.tasks import open_context, poll_feed
     from watcher.tasks.passes import check_articles
 
@@ -100,22 +100,10 @@ def child(mode: str, times: int, base: str, count: int) -> None:
                 trafilatura.extract(page)
         return
     rounds = 1 + times
-    bases = base.split(",")[:rounds]
-    feeds = ", ".join(f'{{name: r{r}, url: "{url}/feed.xml"}}' for r, url in enumerate(bases))
+    feeds = {f"r{r}": f"{url}/feed.xml" for r, url in enumerate(base.split(",")[:rounds])}
 
     async def waves(state: Path) -> None:
-        config = parse_config(
-            f"""
-            database: "sqlite:///{state / "bench.db"}"
-            allow_private_networks: true
-            feeds: [{feeds}]
-            fetch: {{per_host: 8, concurrency: 8}}
-            cpu: {{workers: 1}}
-            rules:
-              - {{name: words, keywords: [government, police, election], events: [new, changed]}}
-            """
-        )
-        async with open_context(config) as ctx:
+        async with open_context(config_for(base, state, "1", feeds)) as ctx:
             for r in range(rounds if mode == "new" else 1):
                 await poll_feed(ctx, f"r{r}")
                 await check_articles(ctx, ctx.store.due_article_ids(ctx.clock()))

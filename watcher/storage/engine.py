@@ -11,7 +11,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, create_engine, event
+from sqlalchemy import Table, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -191,11 +191,11 @@ def short_reason(exc: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
-def dialect_insert(connection: Connection) -> Callable[..., Any]:
-    """The INSERT of the connection's backend, which has ON CONFLICT (an upsert)."""
+def dialect_insert(dialect: str) -> Callable[..., Any]:
+    """The INSERT of a backend (``connection.dialect.name``), which has ON CONFLICT."""
     # Imported here: the PostgreSQL dialect costs ~0.2 s to import, which only a store on
     # PostgreSQL should pay.
-    if connection.dialect.name == "postgresql":
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
         return postgresql_insert

@@ -3,6 +3,7 @@ is the site's furniture, not the story (a mixin of :class:`watcher.storage.store
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
@@ -83,22 +84,16 @@ def learn_lines(connection: Connection, host: str, keys: Iterable[str]) -> froze
     digests = sorted({key_digest(key) for key in keys})
     if not host or not digests:
         return frozenset()
-    statement = _BUMP_SITE_LINES.get(connection.dialect.name)
-    if statement is None:
-        statement = _BUMP_SITE_LINES[connection.dialect.name] = _bump_site_lines(connection)
+    statement = _bump_site_lines(connection.dialect.name)
     rows = [{"host": host, "key_digest": digest, "articles": 1} for digest in digests]
     counts = connection.execute(statement, rows)
     return frozenset(str(digest) for digest, count in counts if count >= FURNITURE_MIN_ARTICLES)
 
 
-# Per dialect: the upsert of learn_lines, built once.
-_BUMP_SITE_LINES: dict[str, Any] = {}
-
-
-def _bump_site_lines(connection: Connection) -> Any:
-    insert = dialect_insert(connection)
+@functools.cache  # built once per backend
+def _bump_site_lines(dialect: str) -> Any:
     return (
-        insert(_SITE_LINE)
+        dialect_insert(dialect)(_SITE_LINE)
         .on_conflict_do_update(
             index_elements=[_SITE_LINE.c.host, _SITE_LINE.c.key_digest],
             set_={"articles": _SITE_LINE.c.articles + 1},

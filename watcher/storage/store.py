@@ -7,6 +7,7 @@ checks inside a batch wait for one write together: see :mod:`watcher.storage.che
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -233,8 +234,7 @@ class Store(
                 crossed = learn_lines(connection, check.host, check.line_keys)
         except IntegrityError:
             log.info("article %s: this content was already stored by an earlier run", article_id)
-            unstored = replace(check, version=None, alerts=(), line_keys=frozenset())
-            return self.record_check(article_id, unstored)
+            return self.record_check(article_id, replace(check, version=None, alerts=()))
         self.note_furniture(check.host, crossed)
         return stored
 
@@ -332,9 +332,7 @@ def _update_article(
         flip=check.seen_again is not None,
         mark=outcome_mark(check, stored),
     )
-    statement = _ARTICLE_UPDATES.get(shape)
-    if statement is None:
-        statement = _ARTICLE_UPDATES[shape] = _article_update(shape)
+    statement = _article_update(shape)
     status = "tracking" if check.next_check_at is not None else "retired"
     parameters = {
         "u_id": article_id,
@@ -370,11 +368,9 @@ class _CheckShape:
     mark: str  # what it adds to the recent outcomes (livepages)
 
 
-# The UPDATE of each check shape met so far (a few dozen at most), built once: building and
-# caching a statement per check cost more than the write itself.
-_ARTICLE_UPDATES: dict[_CheckShape, Any] = {}
-
-
+# Built once per check shape met (a few dozen at most): building and cache-keying a
+# statement for every check cost more than the write itself.
+@functools.cache
 def _article_update(shape: _CheckShape) -> Any:
     article = _ARTICLE.c
     values: dict[str, Any] = {

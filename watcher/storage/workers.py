@@ -117,7 +117,7 @@ class WorkerQueries:
         """Take a free slot of ``host`` (one of ``per_host``) for ``holder``; None when all
         are taken. A slot past its ``expires_at`` is free: its holder died holding it."""
         with self._transaction() as connection:
-            insert = dialect_insert(connection)
+            insert = dialect_insert(connection.dialect.name)
             first = random.randrange(per_host)  # spread the takers over the slots
             for offset in range(per_host):
                 slot = (first + offset) % per_host
