@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from support.recallpage import PROMO, SOURCE, STORY
 from support.recallpage import recall_page as page
 from watcher.pipeline.extract import extract_article
+from watcher.pipeline.htmltree import parse_page
 from watcher.pipeline.normalise import compared_text, normalise
-from watcher.pipeline.recall import fold
+from watcher.pipeline.recall import _STRING_VALUE, _visible_text, dropped_paragraphs, fold
 
 URL = "https://news.example.org/world/2026/truce-talks"
 RELATED = ["Storm leaves thousands without power", "Council approves new budget after debate"]
@@ -66,3 +67,32 @@ def test_links_with_words_between_them_are_prose() -> None:
 @given(st.one_of(st.text(), st.text(alphabet=st.characters(max_codepoint=127))))
 def test_the_fold_is_normalise_casefolded_with_its_whitespace_one_space(text: str) -> None:
     assert fold(text) == " ".join(normalise(text).casefold().split())
+
+
+def test_a_dropped_paragraph_reads_without_the_script_and_the_comment_inside_it() -> None:
+    kept = [f"{sentence} It was the {n} day of the talks." for n, sentence in enumerate(STORY)]
+    dropped = (
+        "<p>Delegates said the draft <script>track('truce');</script>was read<!-- editor: check -->"
+        " aloud twice before the vote in the hall.</p>"
+    )
+    story = "".join(f"<p>{line}</p>" for line in kept)
+    tree = parse_page(f"<html><body><article>{story}<div>{dropped}</div></article></body></html>")
+    assert tree is not None
+    assert dropped_paragraphs(tree, "\n".join(kept)) == (
+        "Delegates said the draft was read aloud twice before the vote in the hall."
+    )
+
+
+_INLINE_MARKUP = st.lists(
+    st.sampled_from(["word ", " ", "<b>", "</b>", "<a href='/x'>", "</a>", "<!-- c -->", "<br>"]),
+    max_size=20,
+)
+
+
+@given(_INLINE_MARKUP)
+def test_a_block_without_scripts_reads_as_its_string_value(parts: list[str]) -> None:
+    # The law the recall stage's fast path rests on: comments are no text nodes.
+    tree = parse_page(f"<html><body><p>{''.join(parts)} end</p></body></html>")
+    assert tree is not None
+    paragraph = next(tree.iter("p"))
+    assert " ".join(_STRING_VALUE(paragraph).split()) == _visible_text(paragraph)

@@ -135,6 +135,9 @@ def _drop_link_clusters(tree: HtmlElement) -> None:
     so the name link the card hangs on stays in the sentence.
     """
     for paragraph in tree.iter("p"):
+        # A cluster links two pages: a paragraph that links fewer holds none (most do not).
+        if len({link.get("href") for link in paragraph.iter("a")}) < 2:
+            continue
         for element in reversed(list(paragraph.iterdescendants(*_INLINE))):
             if _is_link_cluster(element):
                 element.drop_tree()  # keeps its tail: the sentence goes on

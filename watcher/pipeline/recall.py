@@ -40,6 +40,7 @@ _CONTAINERS = ("div", "section", "article", "main")
 _BLOCKS = (*_PROSE, *_CONTAINERS, "ul", "ol", "table", "figure")
 _BLOCK_SET = frozenset(_BLOCKS)
 _PROSE_SET = frozenset(_PROSE)
+_CONTAINER_SET = frozenset(_CONTAINERS)
 _NOT_PROSE = frozenset(
     [
         "script",
@@ -95,42 +96,51 @@ def _visible_text(element: etree._Element) -> str:
     return " ".join("".join(parts).split())
 
 
+# An element's XPath string value: all its text nodes joined, in C. lxml.html's own
+# text_content is this same shared, compiled expression.
+_STRING_VALUE = etree.XPath("string()", smart_strings=False)
+
+
 def _paragraph_blocks(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
     """(element, visible text) of every block holding one paragraph, in document order."""
-    holds_prose, holds_block = _holders(root)
-    for element in root.iter(*_PROSE, *_CONTAINERS):
-        # Innermost blocks only: a <li> holding <p>s yields the <p>s, not itself again.
-        if element in (holds_prose if element.tag in _PROSE else holds_block):
+    blocks = list(root.iter(*_BLOCKS))
+    holds_block = _ancestors(blocks)
+    holds_prose = _ancestors(block for block in blocks if block.tag in _PROSE_SET)
+    # Comments are no text nodes, so a block's string value is what a reader sees, unless
+    # a script or a style sits inside it (few do): only those need the walk.
+    unseen = _ancestors(root.iter(*_NOT_PROSE))
+    for element in blocks:
+        tag = element.tag
+        if tag in _PROSE_SET:
+            if element in holds_prose:  # innermost only: a <li> of <p>s yields the <p>s
+                continue
+        elif tag not in _CONTAINER_SET or element in holds_block:
             continue
-        text = _visible_text(element)
+        if element in unseen:
+            text = _visible_text(element)
+        else:
+            text = " ".join(_STRING_VALUE(element).split())
         if text:
             yield element, text
 
 
-def _holders(root: etree._Element) -> tuple[set[etree._Element], set[etree._Element]]:
-    """The elements that hold a prose block below them, and those that hold any block: one
-    walk up from each block, stopping where an earlier walk passed (a search below every
-    block was a third of the stage). A walk from a prose block marks both; it stops only
-    at a prose holder, whose ancestors are all marked both already."""
-    holds_prose: set[etree._Element] = set()
-    holds_block: set[etree._Element] = set()
-    for element in root.iter(*_BLOCKS):
-        prose = element.tag in _PROSE_SET
-        stop = holds_prose if prose else holds_block
+def _ancestors(elements: Iterable[etree._Element]) -> set[etree._Element]:
+    """Every element that holds one of ``elements``: one walk up from each, stopping where
+    an earlier walk passed (a search below every block was a third of the stage)."""
+    found: set[etree._Element] = set()
+    for element in elements:
         for ancestor in element.iterancestors():
-            if ancestor in stop:
+            if ancestor in found:
                 break
-            holds_block.add(ancestor)
-            if prose:
-                holds_prose.add(ancestor)
-    return holds_prose, holds_block
+            found.add(ancestor)
+    return found
 
 
 def _link_chars(element: etree._Element) -> int:
     return sum(len(" ".join(a.text_content().split())) for a in element.iter("a"))
 
 
-def _loose_runs(element: etree._Element) -> Iterator[tuple[str, int]]:
+def _loose_runs(element: etree._Element) -> Iterator[tuple[str, int | None]]:
     """(text, link characters) held directly by a block that also holds blocks: the runs
     between its blocks."""
     run, links = [element.text or ""], 0
@@ -233,7 +243,8 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
     seen: set[str] = set()
     for element in container.iter(*_PROSE, *_CONTAINERS):
         if element in leaves:
-            texts: Iterable[tuple[str, int]] = [(leaves[element], _link_chars(element))]
+            # Its links are counted only if some of it is unshown (most of a story is shown).
+            texts: Iterable[tuple[str, int | None]] = [(leaves[element], None)]
         else:
             texts = _loose_runs(element)
         for whole, links in texts:
@@ -241,6 +252,8 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
             folded = fold(text)
             if not folded or folded in seen:
                 continue
+            if links is None:
+                links = _link_chars(element)
             if _is_prose(element, text, links, region):
                 seen.add(folded)
                 found.append(text)
@@ -271,7 +284,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?\"”])\s+")
 
 def _trigrams(folded: str) -> set[tuple[str, ...]]:
     words = folded.split()
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+    return set(zip(words, words[1:], words[2:], strict=False))
 
 
 @dataclass(frozen=True)
