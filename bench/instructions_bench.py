@@ -1,4 +1,4 @@
-"""Issue 14's CPU ratios counted in instructions, which a shared machine's noise cannot move.
+"""Issue 14's CPU ratios counted in instructions, which a shared machine's noise moves less.
 
 On a virtual machine whose neighbours steal CPU, the same ``bench/cpu_bench.py`` run gives
 1.2x one minute and 1.7x the next. Valgrind's callgrind counts the instructions a process
@@ -16,8 +16,12 @@ so all that cancels out and one round remains:
 * a re-check answered 304.
 
 Instructions are not seconds (a cache miss costs more than an add), so this is a second
-opinion beside cpu_bench's CPU times, not a replacement. The pages are served by a process
-of this script that callgrind does not run. About twelve minutes for the default 30 pages.
+opinion beside cpu_bench's CPU times, not a replacement. Nor are the counts exact: what runs
+depends on timing too (unchanged checks are written in batches flushed on a timer, the event
+loop polls when nothing is ready), so a loaded machine moves them. Two 10-page runs of the
+same re-check code, side by side with a test suite, gave 1.37 M and 3.77 M per 304: compare
+runs on a quiet machine, one at a time, and with the default 30 pages. The pages are served
+by a process of this script that callgrind does not run. About twelve minutes for 30 pages.
 
     python bench/instructions_bench.py [--pages N]
 """
