@@ -79,8 +79,9 @@ def fold(text: str) -> str:
     return " ".join(plain.casefold().split())
 
 
-def _visible_text(element: etree._Element) -> str:
-    """The text a reader sees in ``element`` (no scripts, styles, comments)."""
+def _walked_text(element: etree._Element) -> str:
+    """The text a reader sees in ``element`` (no scripts, styles, comments), walked node by
+    node: what :func:`_visible_text` falls back to where a script or a style sits inside."""
     parts: list[str] = []
     # iterwalk, not recursion: hostile nesting depth cannot reach the recursion limit.
     walker = etree.iterwalk(element, events=("start", "end"))
@@ -101,14 +102,26 @@ def _visible_text(element: etree._Element) -> str:
 _STRING_VALUE = etree.XPath("string()", smart_strings=False)
 
 
-def _paragraph_blocks(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
+def _visible_text(element: etree._Element, unseen: set[etree._Element]) -> str:
+    """The text a reader sees in ``element``; ``unseen``: the elements holding a script, a
+    style or the like (:func:`_unseen_holders`). Comments are no text nodes, so elsewhere
+    the string value is that text, joined in C instead of walked in Python."""
+    if element in unseen:
+        return _walked_text(element)
+    return " ".join(_STRING_VALUE(element).split())
+
+
+def _unseen_holders(root: etree._Element) -> set[etree._Element]:
+    return _ancestors(root.iter(*_NOT_PROSE))
+
+
+def _paragraph_blocks(
+    root: etree._Element, unseen: set[etree._Element]
+) -> Iterator[tuple[etree._Element, str]]:
     """(element, visible text) of every block holding one paragraph, in document order."""
     blocks = list(root.iter(*_BLOCKS))
     holds_block = _ancestors(blocks)
     holds_prose = _ancestors(block for block in blocks if block.tag in _PROSE_SET)
-    # Comments are no text nodes, so a block's string value is what a reader sees, unless
-    # a script or a style sits inside it (few do): only those need the walk.
-    unseen = _ancestors(root.iter(*_NOT_PROSE))
     for element in blocks:
         tag = element.tag
         if tag in _PROSE_SET:
@@ -116,11 +129,7 @@ def _paragraph_blocks(root: etree._Element) -> Iterator[tuple[etree._Element, st
                 continue
         elif tag not in _CONTAINER_SET or element in holds_block:
             continue
-        if element in unseen:
-            text = _visible_text(element)
-        else:
-            text = " ".join(_STRING_VALUE(element).split())
-        if text:
+        if text := _visible_text(element, unseen):
             yield element, text
 
 
@@ -140,7 +149,7 @@ def _link_chars(element: etree._Element) -> int:
     return sum(len(" ".join(a.text_content().split())) for a in element.iter("a"))
 
 
-def _loose_runs(element: etree._Element) -> Iterator[tuple[str, int | None]]:
+def _loose_runs(element: etree._Element, unseen: set[etree._Element]) -> Iterator[tuple[str, int]]:
     """(text, link characters) held directly by a block that also holds blocks: the runs
     between its blocks."""
     run, links = [element.text or ""], 0
@@ -149,7 +158,7 @@ def _loose_runs(element: etree._Element) -> Iterator[tuple[str, int | None]]:
             yield " ".join("".join(run).split()), links
             run, links = [], 0
         elif isinstance(child.tag, str) and child.tag not in _NOT_PROSE:
-            run.append(_visible_text(child))
+            run.append(_visible_text(child, unseen))
             links += _link_chars(child)
         run.append(child.tail or "")
     yield " ".join("".join(run).split()), links
@@ -230,7 +239,8 @@ def _is_linked_paragraph(
 def dropped_paragraphs(tree: etree._Element, body: str) -> str:
     """Prose of the article's container missing from ``body``, one paragraph per line."""
     folded_body = fold(body.replace("\n- ", "\n"))
-    blocks = list(_paragraph_blocks(tree))
+    unseen = _unseen_holders(tree)
+    blocks = list(_paragraph_blocks(tree, unseen))
     # Only blocks long enough to vote for the container (and the flow) need the question.
     kept = [len(text) >= ANCHOR_CHARS and fold(text) in folded_body for _, text in blocks]
     container = _container(blocks, kept)
@@ -246,7 +256,7 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
             # Its links are counted only if some of it is unshown (most of a story is shown).
             texts: Iterable[tuple[str, int | None]] = [(leaves[element], None)]
         else:
-            texts = _loose_runs(element)
+            texts = _loose_runs(element, unseen)
         for whole, links in texts:
             text = _unshown(_without_furniture_parts(whole), shown)
             folded = fold(text)
