@@ -1,7 +1,7 @@
 """Where a read-only command's start-up CPU goes, part by part (what ``startup_bench.py``
 measures whole): the interpreter with click and the command modules, loading the config
-(pydantic), importing SQLAlchemy, the storage modules, and opening the store with two
-queries (``alerts``, ``feed_states``). Each run is a fresh process, as a command is.
+(pydantic), the reader's modules (``sqlite3``, the records), and opening the SQLite file with
+two queries (``alerts``, ``feed_states``). Each run is a fresh process, as a command is.
 
     python bench/startup_parts_bench.py [--runs 7]
 """
@@ -35,14 +35,12 @@ marks["click and the commands"] = cpu()
 from watcher.config.loading import load_config
 config = load_config(__import__("pathlib").Path(sys.argv[1]))
 marks["config (pydantic, yaml)"] = cpu()
-import sqlalchemy
-marks["import sqlalchemy"] = cpu()
-from watcher.storage.store import Store
-marks["storage modules"] = cpu()
-store = Store.open(config.database_url(), create=False)
-store.alerts()
-store.feed_states()
-store.close()
+from watcher.storage.reader import Reader
+marks["reader modules (sqlite3, records)"] = cpu()
+reader = Reader.open(config.database_url())
+reader.alerts()
+reader.feed_states()
+reader.close()
 marks["open, check schema, 2 queries"] = cpu()
 print(json.dumps(marks))
 """

@@ -91,6 +91,7 @@ class StoreError(WatcherError):
 
     def __init__(self, reason: str, *, database: str = "") -> None:
         self.database = database
+        self.reason = reason
         super().__init__(f"database {database}: {reason}" if database else f"database: {reason}")
 
 

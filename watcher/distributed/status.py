@@ -6,26 +6,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-
 from watcher.clock import utc_now
 from watcher.config.models import Config
 from watcher.errors import StoreError
-from watcher.storage.engine import short_reason
 from watcher.storage.reads import ReadQueries
 
 # Workers seen within this long are listed (stopped ones too: a crash shows as "silent").
 SHOWN_FOR = timedelta(hours=1)
 
-_BY_STATUS = text(
-    "SELECT task_name, status, count(*) FROM procrastinate_jobs "
+_BY_STATUS = (
+    "SELECT task_name, status, count(*) AS n FROM procrastinate_jobs "
     "WHERE status IN ('todo', 'doing', 'failed') GROUP BY task_name, status"
 )
 # Under way on a worker whose Procrastinate heartbeat is older than `stalled_after` (or
 # which is gone): what the next `recover` job hands back.
-_STALLED = text(
-    "SELECT count(*) FROM procrastinate_jobs j "
+_STALLED = (
+    "SELECT count(*) AS n FROM procrastinate_jobs j "
     "LEFT JOIN procrastinate_workers w ON w.id = j.worker_id "
     "WHERE j.status = 'doing' AND (w.id IS NULL "
     "OR w.last_heartbeat < now() - make_interval(secs => :silent))"
@@ -63,16 +59,17 @@ def _queue(store: ReadQueries, silent: float) -> dict[str, Any]:
     todo: dict[str, int] = {}
     doing = failed = 0
     try:
-        with store.engine.connect() as connection:
-            for task, status, count in connection.execute(_BY_STATUS):
+        with store.sql() as sql:
+            for row in sql.rows(_BY_STATUS):
+                task, status, count = row["task_name"], row["status"], int(row["n"])
                 if status == "todo":
-                    todo[task] = int(count)
+                    todo[task] = count
                 elif status == "doing":
-                    doing += int(count)
+                    doing += count
                 else:
-                    failed += int(count)
-            stalled = int(connection.execute(_STALLED, {"silent": silent}).scalar() or 0)
-    except SQLAlchemyError as exc:  # no queue schema yet: no worker has run
-        reason = f"cannot read the job queue: {short_reason(exc)}"
+                    failed += count
+            stalled = int(sql.rows(_STALLED, {"silent": silent})[0]["n"] or 0)
+    except StoreError as exc:  # no queue schema yet: no worker has run
+        reason = f"cannot read the job queue: {exc.reason}"
         raise StoreError(reason, database=store.label) from None
     return {"todo": todo, "doing": doing, "stalled": stalled, "failed": failed}

@@ -25,11 +25,10 @@ from watcher.records import (
     HealthProblem,
     NewAlert,
     PendingDelivery,
-    from_row,
 )
-from watcher.storage.reads import alert_query, alert_record
+from watcher.storage.engine import EngineSql
+from watcher.storage.reads import alert_record, alert_select
 from watcher.storage.schema import (
-    TABLES,
     AlertRow,
     ArticleFeedRow,
     ArticleRow,
@@ -38,6 +37,7 @@ from watcher.storage.schema import (
     FeedRow,
     SentMessageRow,
 )
+from watcher.storage.sqltext import record
 
 _DELIVERY = DeliveryRow.__table__  # type: ignore[attr-defined]
 _ALERT = AlertRow.__table__  # type: ignore[attr-defined]
@@ -45,6 +45,8 @@ _ARTICLE = ArticleRow.__table__  # type: ignore[attr-defined]
 _ARTICLE_FEED = ArticleFeedRow.__table__  # type: ignore[attr-defined]
 _FEED = FeedRow.__table__  # type: ignore[attr-defined]
 _WAITING = ("pending", "retrying")
+# The delivery's columns beside an alert's (labelled: the alert has a delivery_state too).
+_DELIVERY_COLUMNS = ", ".join(f"delivery.{c.name} AS d_{c.name}" for c in _DELIVERY.c)
 _WRITE_OUTCOME = (
     update(_DELIVERY)
     .where(_DELIVERY.c.id == bindparam("i"))
@@ -155,18 +157,14 @@ class AlertQueries:
     ) -> list[PendingDelivery]:
         """A notifier's waiting deliveries, oldest first: only those due by ``due_by``, or
         all of them (a digest takes everything waiting) when it is None."""
-        delivery = _DELIVERY
-        query = (
-            alert_query(TABLES, *(c.label(f"d_{c.name}") for c in delivery.c))
-            .join(delivery, delivery.c.alert_id == _ALERT.c.id)
-            .where(delivery.c.notifier == notifier, delivery.c.state.in_(_WAITING))
-            .order_by(delivery.c.created_at, delivery.c.id)
-            .limit(limit)
-        )
+        query = alert_select(_DELIVERY_COLUMNS, "JOIN delivery ON delivery.alert_id = alert.id")
+        query.where("delivery.notifier = :notifier", notifier=notifier)
+        query.where_in("delivery.state", _WAITING, "state")
         if due_by is not None:
-            query = query.where(delivery.c.next_try_at <= due_by)
+            query.where("delivery.next_try_at <= :due_by", due_by=due_by)
+        query.order, query.limit = "delivery.created_at, delivery.id", limit
         with self._transaction() as connection:
-            rows = connection.execute(query).mappings().all()
+            rows = query.run(EngineSql(connection))
         return [_pending(row, alert_record(row, ())) for row in rows]
 
     def drop_deliveries(self, notifier: str, now: datetime) -> int:
@@ -379,4 +377,4 @@ def _pending(row: Mapping[Any, Any], alert: AlertRecord) -> PendingDelivery:
     ``d_``: the alert has a ``delivery_state`` of its own)."""
     delivery = {key[2:]: value for key, value in row.items() if key.startswith("d_")}
     done = frozenset(json.loads(delivery["done_targets"]))
-    return from_row(PendingDelivery, delivery, done_targets=done, alert=alert)
+    return record(PendingDelivery, delivery, done_targets=done, alert=alert)

@@ -15,9 +15,9 @@ from sqlalchemy import Connection, and_, exists, func, or_, select
 from sqlmodel import Session
 
 from watcher.records import AlertRecord, BrowsedArticle, ChangeRef, VersionRecord, from_row
-from watcher.storage.reads import alert_query, alert_records
+from watcher.storage.engine import EngineSql
+from watcher.storage.reads import alert_records, alert_select
 from watcher.storage.schema import (
-    TABLES,
     AlertRow,
     ArticleFeedRow,
     ArticleRow,
@@ -150,23 +150,25 @@ class BrowseQueries:
     ) -> list[AlertRecord]:
         """Alerts newest first, each with its deliveries; ``state`` keeps those with a
         delivery in that state (``new``: not routed to a notifier yet)."""
-        alert = _ALERT
-        query = alert_query(TABLES).order_by(alert.c.id.desc()).limit(limit)
+        query = alert_select()
+        query.order, query.limit = "alert.id DESC", limit
         if before is not None:
-            query = query.where(alert.c.id < before)
+            query.where("alert.id < :before", before=before)
         if rule is not None:
-            query = query.where(alert.c.rule == rule)
+            query.where("alert.rule = :rule", rule=rule)
         if feed is not None:
-            query = query.where(alert.c.feed == feed)
+            query.where("alert.feed = :feed", feed=feed)
         if state == "new":
-            query = query.where(alert.c.delivery_state == "new")
+            query.where("alert.delivery_state = 'new'")
         elif state is not None:
-            query = query.where(
-                exists().where(_DELIVERY.c.alert_id == alert.c.id, _DELIVERY.c.state == state)
+            query.where(
+                "EXISTS (SELECT 1 FROM delivery WHERE delivery.alert_id = alert.id "
+                "AND delivery.state = :state)",
+                state=state,
             )
         with self._transaction() as connection:
-            rows = connection.execute(query).mappings().all()
-            return alert_records(connection, TABLES, rows)
+            sql = EngineSql(connection)
+            return alert_records(sql, query.run(sql))
 
     def alert_rules(self) -> dict[str, int]:
         """Each rule that recorded alerts, with how many."""

@@ -4,30 +4,66 @@ folder is looked at to tell a full disk, a read-only folder or a directory in th
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, create_engine, event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, DateTime, Table, TypeDecorator, create_engine, event, text
+from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from watcher.errors import NoDatabase, StoreError
+from watcher.storage.sqltext import SQLITE_PRAGMAS, SQLITE_TIMEOUT, bound, explain_sqlite_failure
 
-# Below this much free space a failed SQLite open is blamed on the full disk.
-LOW_SPACE_BYTES = 256 * 1024
-# SQLite's messages that name no cause; for these Store.open looks at the folder itself.
-_VAGUE_SQLITE_ERRORS = frozenset(
-    {
-        "unable to open database file",
-        "disk I/O error",
-        "database or disk is full",
-        "attempt to write a readonly database",
-    }
-)
+Tables = Mapping[str, Table]  # table name → table
+
+
+class UTCTimestamp(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out; naive UTC in the column.
+
+    SQLite has no time zones, so the column holds naive UTC on every backend alike (the
+    form :mod:`watcher.storage.sqltext` reads and binds too). Every time column of the schema
+    has this type.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class EngineSql:
+    """:class:`~watcher.storage.sqltext.Sql` over a SQLAlchemy connection (the store's)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect.name
+
+    def rows(self, statement: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        result = self.connection.execute(text(statement), bound(params, self.dialect))
+        return [dict(row) for row in result.mappings()]
+
+
+@contextmanager
+def store_errors(label: str) -> Iterator[None]:
+    """Driver errors become one-line StoreErrors; a refused unique key stays itself (the
+    callers treat it as "already stored")."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise StoreError(short_reason(exc), database=label) from None
 
 
 def engine_url(url: str) -> str:
@@ -39,14 +75,7 @@ def engine_url(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers (the CLI) run while the daemon writes; NORMAL sync is durable in WAL
-    # mode except for the last commits before a power cut; busy_timeout rides out locks.
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=NORMAL",
-        "busy_timeout=10000",
-        "foreign_keys=ON",
-    ):
+    for pragma in SQLITE_PRAGMAS:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -88,30 +117,7 @@ def os_reason(exc: OSError) -> str:
 def open_failure(url: str, exc: SQLAlchemyError | OSError) -> str:
     if isinstance(exc, OSError):
         return (f"{exc.filename}: " if exc.filename else "") + os_reason(exc)
-    return _explain_sqlite_failure(url, short_reason(exc))
-
-
-def _explain_sqlite_failure(url: str, reason: str) -> str:
-    """SQLite's "unable to open database file" or "disk I/O error" do not say why: look."""
-    path = sqlite_file(url)
-    if path is None or reason not in _VAGUE_SQLITE_ERRORS:
-        return reason
-    if path.is_dir():
-        return f"{reason} ({path} is a directory)"
-    folder = path.parent
-    with suppress(OSError):
-        free = shutil.disk_usage(folder).free
-        if free < LOW_SPACE_BYTES:
-            return f"{reason} (no space left in {folder}: {free // 1024} KiB free)"
-    probe = folder / f".watcher-probe-{os.getpid()}"
-    try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        return reason
-    except OSError as exc:
-        return f"{reason} (cannot create files in {folder}: {exc.strerror})"
-    probe.unlink(missing_ok=True)
-    return reason
+    return explain_sqlite_failure(sqlite_file(url), short_reason(exc))
 
 
 def open_engine(url: str, *, create: bool = True, read_only: bool = False) -> Engine:
@@ -126,7 +132,7 @@ def open_engine(url: str, *, create: bool = True, read_only: bool = False) -> En
             ensure_parent_dir(path, database_label(url))
         if path is not None and read_only:
             parsed = parsed.set(database=f"file:{path}", query={"mode": "ro", "uri": "true"})
-        engine = create_engine(parsed, connect_args={"timeout": 10})
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_TIMEOUT})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_engine(parsed, pool_pre_ping=True)

@@ -15,8 +15,8 @@ from sqlmodel import Session, select
 
 from watcher.errors import StoreError
 from watcher.records import EntriesTaken, FeedEntry, PollRecord
+from watcher.storage.engine import UTCTimestamp
 from watcher.storage.entries import ENTRY_CHUNK, take_chunk
-from watcher.storage.reads import UTCTimestamp
 from watcher.storage.schema import FeedRow
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
 from watcher.storage import schema
+from watcher.storage.engine import EngineSql
 from watcher.storage.reads import refuse_newer, schema_version
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ def _migrate(engine: Engine) -> None:
     target = len(MIGRATIONS) + 1
     assert target == schema.SCHEMA_VERSION, "add a migration when SCHEMA_VERSION changes"
     with engine.begin() as connection:
-        found = schema_version(connection, schema.TABLES)
+        found = schema_version(EngineSql(connection))
         if found is None:
             SQLModel.metadata.create_all(connection)
             apply_queue_schema(connection)

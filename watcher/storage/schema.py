@@ -1,6 +1,6 @@
 """The SQLModel tables: the schema's one definition. Only the store (:mod:`watcher.storage.store`)
 touches them; other stages get dataclasses. The quick read commands query the same tables as
-the database holds them, reflected (:mod:`watcher.storage.reader`).
+SQL text (:mod:`watcher.storage.reads`), through either driver.
 
 Times are naive UTC (see :mod:`watcher.clock`). Two unique keys make the pipeline idempotent:
 a version is unique per (article, content hash) and an alert per (rule, version), so a pass
@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from watcher.storage.engine import Tables
+from watcher.storage.engine import UTCTimestamp as UTCTimestamp
 from watcher.storage.reads import SCHEMA_VERSION as SCHEMA_VERSION
-from watcher.storage.reads import Tables
-from watcher.storage.reads import UTCTimestamp as UTCTimestamp
 
 
 def _when(*, index: bool = False) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -32,7 +32,7 @@ from watcher.storage.alerts import AlertQueries
 from watcher.storage.alerts import insert_alerts as _insert_alerts
 from watcher.storage.browse import BrowseQueries
 from watcher.storage.checkbook import BatchedChecks
-from watcher.storage.engine import open_database, probe_write
+from watcher.storage.engine import EngineSql, open_database, probe_write, store_errors
 from watcher.storage.events import EventQueries, aliases_of, write_events
 from watcher.storage.feeds import FeedQueries
 from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries, learn_lines
@@ -52,6 +52,7 @@ from watcher.storage.schema import (
     SentMessageRow,
     VersionRow,
 )
+from watcher.storage.sqltext import Sql
 from watcher.storage.workers import WorkerQueries
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,6 @@ class Store(
     def __init__(self, engine: Engine, label: str) -> None:
         self.engine = engine
         self.label = label
-        self.tables = TABLES
         self._furniture: dict[str, tuple[float, DigestSet]] = {}
         # How long learned furniture is kept in this process (see site_furniture): 0 where
         # several processes check pages of one host (the queue's workers).
@@ -118,7 +118,8 @@ class Store(
             if create:
                 migrate(engine)
             else:
-                require_schema(engine, label, TABLES)
+                with engine.connect() as connection:
+                    require_schema(EngineSql(connection), label)
             if writer:
                 probe_write(engine, TABLES["watcher_meta"])
 
@@ -127,6 +128,21 @@ class Store(
     def close(self) -> None:
         self.flush_checks_quietly()
         self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A bare connection in a transaction: for the hot paths, where ORM upkeep costs more
+        than the query itself (every re-check reads one article and writes one row)."""
+        with self._errors(), self.engine.begin() as connection:
+            yield connection
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return store_errors(self.label)
+
+    @contextmanager
+    def sql(self) -> Iterator[Sql]:
+        with self._transaction() as connection:
+            yield EngineSql(connection)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -190,7 +206,7 @@ class Store(
             if row is None:
                 return None
             assert row.id is not None  # a stored row
-            feeds = feeds_of(session.connection(), TABLES, [row.id])[row.id]
+            feeds = feeds_of(EngineSql(session.connection()), [row.id])[row.id]
             return _article_state(row.model_dump(), feeds)
 
     def versions(self, article_id: int, *, newest: int | None = None) -> list[VersionRecord]:

@@ -29,6 +29,7 @@ from sqlmodel import SQLModel
 from watcher.errors import NoDatabase, StoreError
 from watcher.storage import schema
 from watcher.storage.engine import (
+    EngineSql,
     database_label,
     open_engine,
     open_failure,
@@ -86,7 +87,7 @@ def open_source(url: str) -> Engine:
     engine = open_engine(url, create=False)
     try:
         with engine.connect() as connection:
-            found = schema_version(connection, schema.TABLES)
+            found = schema_version(EngineSql(connection))
         if found is None:
             raise NoDatabase(label, "no watcher tables in it: nothing to copy")
         migrate(engine)
