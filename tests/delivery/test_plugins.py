@@ -22,7 +22,7 @@ import pytest
 PROBE = """
 import json, logging, sys
 from watcher.config.loading import parse_config
-from watcher.delivery.outbox import build_notifiers
+from watcher.delivery.notifiers import build_notifiers
 from watcher.delivery.plugins import load_plugins
 from watcher.errors import ConfigError
 

@@ -26,7 +26,7 @@ def validate(state: State) -> None:
     than once a minute on someone else's server, a rule with no condition."""
     from watcher.cli.output import plural
     from watcher.clock import utc_now
-    from watcher.delivery.outbox import delivery_setup
+    from watcher.delivery.notifiers import delivery_setup
 
     config = state.config()
     delivery_setup(config, utc_now())
