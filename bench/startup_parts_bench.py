@@ -1,7 +1,8 @@
 """Where a read-only command's start-up CPU goes, part by part (what ``startup_bench.py``
 measures whole): the interpreter with click and the command modules, loading the config
 (pydantic), the reader's modules (``sqlite3``, the records), and opening the SQLite file with
-two queries (``alerts``, ``feed_states``). Each run is a fresh process, as a command is.
+two queries (``alerts``, ``feed_states``), with the garbage collector held off as
+``watcher.cli.run`` holds it. Each run is a fresh process, as a command is.
 
     python bench/startup_parts_bench.py [--runs 7]
 """
@@ -29,6 +30,8 @@ def cpu():
     return usage.ru_utime + usage.ru_stime
 
 marks = {"interpreter": cpu()}
+import gc
+gc.disable()
 import click
 from watcher.cli.commands import main
 marks["click and the commands"] = cpu()

@@ -108,3 +108,24 @@ def test_quick_reads_load_no_sqlalchemy(config: Path, command: tuple[str, ...]) 
     heavy = loaded & {"sqlalchemy", "sqlmodel", "apprise"}
     assert not heavy, sorted(heavy)
 
+
+def test_the_collector_waits_out_start_up_and_then_comes_back() -> None:
+    """Off while the command starts (its objects live as long as it does), back after
+    START_UP_SECONDS for a command that keeps running, and at once in a forked child."""
+    probe = (
+        "import gc, os, sys, time\n"
+        "from watcher import cli\n"
+        "cli.START_UP_SECONDS = 0.3\n"
+        "cli._collect_after_start()\n"
+        "assert not gc.isenabled(), 'on during start-up'\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0 if gc.isenabled() else 3)\n"
+        "assert os.waitpid(pid, 0)[1] == 0, 'a forked child had no collector'\n"
+        "deadline = time.monotonic() + 10\n"
+        "while not gc.isenabled() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "assert gc.isenabled(), 'still off after start-up'\n"
+        "assert gc.get_freeze_count() > 0\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=30)
