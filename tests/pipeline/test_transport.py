@@ -11,14 +11,19 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import httpcore
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from watcher.errors import FetchError
 from watcher.pipeline.fetch import Fetcher
-from watcher.pipeline.transport import AsyncioBackend, AsyncioStream, http_client
+from watcher.pipeline.transport import AsyncioBackend, AsyncioStream, LinearPool, http_client
 
 Answer = Callable[[socket.socket], bool]  # serves one request; False closes the connection
 
@@ -234,3 +239,97 @@ def test_https_goes_through_the_tls_upgrade_and_checks_the_certificate(
     assert asyncio.run(fetch(trusting)) == b"secret"
     with pytest.raises(FetchError, match="TLS error"):  # not signed by anyone we trust
         asyncio.run(fetch(True))
+
+
+# ------------------------------------------------ the pool's bookkeeping, made linear
+
+
+@dataclass(eq=False)
+class _Connection:
+    """A pooled connection as the pool's bookkeeping sees it: a few fixed answers."""
+
+    origin: str
+    closed: bool = False
+    expired: bool = False
+    idle: bool = False
+    available: bool = False
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+    def has_expired(self) -> bool:
+        return self.expired
+
+    def is_idle(self) -> bool:
+        return self.idle
+
+    def is_available(self) -> bool:
+        return self.available
+
+    def can_handle_request(self, origin: str) -> bool:
+        return origin == self.origin
+
+
+@dataclass(eq=False)
+class _Queued:
+    origin: str
+    connection: _Connection | None = None
+
+    @property
+    def request(self) -> Any:
+        return SimpleNamespace(url=SimpleNamespace(origin=self.origin))
+
+    def is_queued(self) -> bool:
+        return self.connection is None
+
+    def assign_to_connection(self, connection: _Connection) -> None:
+        self.connection = connection
+
+
+_ORIGINS = st.sampled_from(["a", "b", "c"])
+_CONNECTIONS = st.builds(
+    _Connection, _ORIGINS, st.booleans(), st.booleans(), st.booleans(), st.booleans()
+)
+
+
+def _pool(
+    kind: type, connections: list[_Connection], requests: list[_Queued], most: int, kept: int
+) -> Any:
+    pool = object.__new__(kind)
+    pool._connections = list(connections)
+    pool._requests = list(requests)
+    pool._max_connections, pool._max_keepalive_connections = most, kept
+    pool.create_connection = lambda origin: _Connection(origin, available=True)
+    return pool
+
+
+@given(
+    st.lists(_CONNECTIONS, max_size=12),
+    st.lists(st.tuples(_ORIGINS, st.booleans()), max_size=6),
+    st.integers(1, 14),
+    st.integers(0, 12),
+)
+def test_the_linear_pool_decides_what_httpcores_pool_decides(
+    connections: list[_Connection], asks: list[tuple[str, bool]], most: int, kept: int
+) -> None:
+    """Same connections dropped, closed, created and handed to the same requests."""
+
+    def outcome(kind: type) -> tuple[Any, ...]:
+        copies = [replace(c) for c in connections]
+        requests = [
+            _Queued(origin, None if queued else copies[0] if copies else None)
+            for origin, queued in asks
+        ]
+        pool = _pool(kind, copies, requests, most, kept)
+        closing = kind._assign_requests_to_connections(pool)
+
+        def name(c: _Connection | None) -> Any:
+            return None if c is None else (copies.index(c) if c in copies else ("new", c.origin))
+
+        return (
+            [name(c) for c in closing],
+            [name(c) for c in pool._connections],
+            [name(r.connection) for r in requests],
+        )
+
+    assert outcome(LinearPool) == outcome(httpcore.AsyncConnectionPool)

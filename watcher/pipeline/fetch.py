@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import ssl
@@ -200,13 +201,17 @@ class Fetcher:
         keep_raw: bool = False,
     ) -> FetchResult | Redirect:
         """One request; returns the result, or the redirect (to an absolute URL)."""
-        async with self._hosts.hold(_host(url, current)):
+        target = _target(url, current)
+        async with self._hosts.hold(target.host if target is not None else ""):
             if budget.when() is None:
                 budget.reschedule(asyncio.get_running_loop().time() + self.limits.deadline)
             if check is not None:
                 await check(current)
             request = self._client.build_request(
-                "GET", current, headers=self._request_headers(sent), timeout=self._timeout
+                "GET",
+                current if target is None else target,
+                headers=self._request_headers(sent),
+                timeout=self._timeout,
             )
             started = time.monotonic()
             response = await self._client.send(request, stream=True, follow_redirects=False)
@@ -318,17 +323,25 @@ class _Slot:
     users: int = 0  # requests holding or waiting for the semaphore
 
 
-def _host(url: str, current: str) -> str:
-    """The host a request to ``current`` counts against. A port no socket can use is refused
-    here: the connection attempt would fail inside anyio's task group, as an ExceptionGroup
-    that says nothing."""
+def _target(url: str, current: str) -> httpx.URL | None:
+    """``current`` parsed, once for the host it counts against and for the request; None
+    where it does not parse (the request itself then fails with a proper message). A port no
+    socket can use is refused here: the connection attempt would fail inside anyio's task
+    group, as an ExceptionGroup that says nothing."""
     try:
-        target = httpx.URL(current)
+        target = _parsed_url(current)
     except httpx.InvalidURL:
-        return ""  # the request itself will fail with a proper message
+        return None
     if target.port is not None and not 0 < target.port < 65536:
         raise FetchError(url, f"invalid port {target.port} in {current[:200]!r}")
-    return target.host
+    return target
+
+
+@functools.lru_cache(maxsize=8192)
+def _parsed_url(url: str) -> httpx.URL:
+    """httpx's parse of a URL (immutable), kept: the same articles are re-checked all day,
+    and parsing was a tenth of an unchanged re-check's CPU."""
+    return httpx.URL(url)
 
 
 def _result(url: str, response: httpx.Response, content: bytes, sent: Validators) -> FetchResult:
