@@ -85,6 +85,12 @@ def test_comparable_text_is_idempotent(text: str, furniture_lines: list[str]) ->
     assert comparable_text(once, site) == once
 
 
+@given(tricky_text, tricky_text)
+def test_line_keys_of_a_join_are_those_of_its_parts(first: str, second: str) -> None:
+    """What judging a new page relies on to key its body and its dropped paragraphs apart."""
+    assert line_keys(f"{first}\n{second}") == line_keys(first) | line_keys(second)
+
+
 @given(furniture_like, st.integers(min_value=1, max_value=9))
 def test_mask_line_ignores_digit_values(line: str, by: int) -> None:
     assert mask_line(shift_digits(line, by)) == mask_line(line)

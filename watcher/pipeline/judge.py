@@ -98,7 +98,9 @@ def judge(
     new_version = NewVersion(page.title, page.text, now.hash, page.source, page.extra)
     if not history:
         alerts = _alerts(rules, _subject("new", article, tags, now), article)
-        keys = line_keys(f"{page.text}\n{page.extra}") if page.source == "page" else frozenset()
+        # Normalising is line by line, so the keys of the two texts are those of their join.
+        page_lines = page.source == "page"
+        keys = line_keys(page.text) | line_keys(page.extra) if page_lines else frozenset()
         return Judgement("new", new_version, alerts, learn_keys=keys)
     current = _current(history, article.current_version)
     before = _of_version(current, furniture)
