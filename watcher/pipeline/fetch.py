@@ -340,7 +340,7 @@ def _target(url: str, current: str) -> httpx.URL | None:
 @functools.lru_cache(maxsize=8192)
 def _parsed_url(url: str) -> httpx.URL:
     """httpx's parse of a URL (immutable), kept: the same articles are re-checked all day,
-    and parsing was a tenth of an unchanged re-check's CPU."""
+    and parsing it twice a hop was 6% of an unchanged re-check's CPU (cProfile, 91 pages)."""
     return httpx.URL(url)
 
 

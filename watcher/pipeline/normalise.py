@@ -74,8 +74,8 @@ def line_keys(text: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=16)
 def _normalised_lines(text: str) -> tuple[str, ...]:
     """A text's normalised lines, kept for the few texts in use: judging a new page compares
-    its body and learns the body's line keys, and normalising it twice was a tenth of our own
-    CPU per new article."""
+    its body and learns the body's line keys, and the second normalising was 7% of our own CPU
+    per new article (cProfile of a 91-page wave)."""
     return tuple(normalise(text).split("\n"))
 
 

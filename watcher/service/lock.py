@@ -52,9 +52,9 @@ from watcher.storage.engine import (
     ensure_parent_dir,
     open_engine,
     os_reason,
-    short_reason,
     sqlite_file,
 )
+from watcher.storage.sqltext import short_reason
 from watcher.storage.store import Store
 
 log = logging.getLogger(__name__)

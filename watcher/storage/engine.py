@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,18 @@ from sqlalchemy import Connection, DateTime, Table, TypeDecorator, create_engine
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from watcher.errors import NoDatabase, StoreError
-from watcher.storage.sqltext import SQLITE_PRAGMAS, SQLITE_TIMEOUT, bound, explain_sqlite_failure
-
-Tables = Mapping[str, Table]  # table name → table
+from watcher.errors import StoreError
+from watcher.storage.reads import require_schema
+from watcher.storage.sqltext import (
+    SQLITE_PRAGMAS,
+    SQLITE_TIMEOUT,
+    as_utc,
+    bound,
+    explain_sqlite_failure,
+    naive_utc,
+    require_sqlite_file,
+    short_reason,
+)
 
 
 class UTCTimestamp(TypeDecorator[datetime]):
@@ -32,14 +40,10 @@ class UTCTimestamp(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None or value.tzinfo is None:
-            return value
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return None if value is None else naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 class EngineSql:
@@ -52,6 +56,26 @@ class EngineSql:
     def rows(self, statement: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         result = self.connection.execute(text(statement), bound(params, self.dialect))
         return [dict(row) for row in result.mappings()]
+
+
+@contextmanager
+def engine_transaction(engine: Engine, label: str) -> Iterator[Connection]:
+    """A connection in a transaction; a driver error in it is a StoreError."""
+    with store_errors(label), engine.begin() as connection:
+        yield connection
+
+
+@contextmanager
+def engine_sql(engine: Engine, label: str) -> Iterator[EngineSql]:
+    """:func:`engine_transaction` for SQL text (the reads of :mod:`watcher.storage.reads`)."""
+    with engine_transaction(engine, label) as connection:
+        yield EngineSql(connection)
+
+
+def check_schema(engine: Engine, label: str) -> None:
+    """:func:`~watcher.storage.reads.require_schema` on a fresh connection (a read-only open)."""
+    with engine.connect() as connection:
+        require_schema(EngineSql(connection), label)
 
 
 @contextmanager
@@ -176,9 +200,7 @@ def _postgres_read_only(dbapi_connection: Any, _record: Any) -> None:
 
 def require_file(url: str, label: str) -> None:
     """A SQLite file that is not there is not opened: connecting would create it."""
-    path = sqlite_file(url)
-    if path is not None and not path.exists():
-        raise NoDatabase(label, f"no database file {path}")
+    require_sqlite_file(sqlite_file(url), label)
 
 
 def probe_write(engine: Engine, meta: Table) -> None:
@@ -189,12 +211,6 @@ def probe_write(engine: Engine, meta: Table) -> None:
     with engine.begin() as connection:
         connection.execute(meta.insert().values(key="write_probe", value=""))
         connection.execute(meta.delete().where(meta.c.key == "write_probe"))
-
-
-def short_reason(exc: BaseException) -> str:
-    """The first line of a driver error, without SQLAlchemy's statement dump."""
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def dialect_insert(dialect: str) -> Callable[..., Any]:

@@ -34,7 +34,8 @@ from sqlmodel import SQLModel
 
 from watcher.errors import DatabaseGone
 from watcher.storage import schema  # noqa: F401  (registers the tables whose presence is checked)
-from watcher.storage.engine import database_label, engine_url, short_reason, sqlite_file
+from watcher.storage.engine import database_label, engine_url, sqlite_file
+from watcher.storage.sqltext import short_reason
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,18 @@ Either way it reads only: it never creates, migrates or writes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-from watcher.errors import NoDatabase
 from watcher.storage.reads import ReadQueries, require_schema
-from watcher.storage.sqltext import Sql, connect_sqlite, plain_sqlite_file, read_transaction
+from watcher.storage.sqltext import (
+    Sql,
+    connect_sqlite,
+    plain_sqlite_file,
+    read_transaction,
+    require_sqlite_file,
+)
 
 
 class Reader(ReadQueries):
@@ -47,8 +52,7 @@ class Reader(ReadQueries):
 
 def _on_sqlite_file(url: str, path: Path) -> Reader:
     label = url  # what SQLAlchemy shows of a plain SQLite URL: it has no password to hide
-    if not path.exists():  # connecting would create it
-        raise NoDatabase(label, f"no database file {path}")
+    require_sqlite_file(path, label)
     connection: sqlite3.Connection = connect_sqlite(path, label)
     reader = Reader(label, lambda: read_transaction(connection, path, label), connection.close)
     try:
@@ -61,19 +65,7 @@ def _on_sqlite_file(url: str, path: Path) -> Reader:
 
 
 def _on_engine(url: str) -> Reader:
-    from sqlalchemy import Engine
+    from watcher.storage.engine import check_schema, engine_sql, open_database
 
-    from watcher.storage.engine import EngineSql, open_database, store_errors
-
-    def check(engine: Engine, label: str) -> None:
-        with engine.connect() as connection:
-            require_schema(EngineSql(connection), label)
-
-    engine, label = open_database(url, check, create=False)
-
-    @contextmanager
-    def begin() -> Iterator[Sql]:
-        with store_errors(label), engine.begin() as connection:
-            yield EngineSql(connection)
-
-    return Reader(label, begin, engine.dispose)
+    engine, label = open_database(url, check_schema, create=False)
+    return Reader(label, lambda: engine_sql(engine, label), engine.dispose)

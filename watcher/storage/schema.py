@@ -9,13 +9,13 @@ interrupted and run again cannot store the same version or record the same alert
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from watcher.storage.engine import Tables
 from watcher.storage.engine import UTCTimestamp as UTCTimestamp
 from watcher.storage.reads import SCHEMA_VERSION as SCHEMA_VERSION
 
@@ -268,4 +268,4 @@ class MetaRow(SQLModel, table=True):
 
 
 # Every table above by name: what the queries of watcher.storage.reads run on in the Store.
-TABLES: Tables = SQLModel.metadata.tables
+TABLES: Mapping[str, Table] = SQLModel.metadata.tables

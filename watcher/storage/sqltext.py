@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from watcher.errors import StoreError
+from watcher.errors import NoDatabase, StoreError
 from watcher.records import from_row
 
 R = TypeVar("R")
@@ -68,8 +68,13 @@ def bound(params: Mapping[str, Any] | None, dialect: str) -> dict[str, Any]:
 
 
 def _db_time(moment: datetime, dialect: str) -> datetime | str:
-    naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    naive = naive_utc(moment)
     return naive.isoformat(" ", "microseconds") if dialect == "sqlite" else naive
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """A time as every time column holds it: UTC without a zone (a naive time is UTC already)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:
@@ -185,20 +190,25 @@ class SqliteSql:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def require_sqlite_file(path: Path | None, label: str) -> None:
+    """A SQLite file that is not there is not opened: connecting would create it."""
+    if path is not None and not path.exists():
+        raise NoDatabase(label, f"no database file {path}")
+
+
 def connect_sqlite(path: Path, label: str) -> sqlite3.Connection:
     """A connection to an existing file with the store's settings; a failure is a
     :class:`StoreError` that says why."""
+    connection: sqlite3.Connection | None = None
     try:
         # isolation_level None: transactions are begun and ended by read_transaction alone.
         connection = sqlite3.connect(path, timeout=SQLITE_TIMEOUT, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise StoreError(explain_sqlite_failure(path, _first_line(exc)), database=label) from None
-    try:
         for pragma in SQLITE_PRAGMAS:
             connection.execute(f"PRAGMA {pragma}")
     except sqlite3.Error as exc:
-        connection.close()
-        raise StoreError(explain_sqlite_failure(path, _first_line(exc)), database=label) from None
+        if connection is not None:
+            connection.close()
+        raise _sqlite_failure(exc, path, label) from None
     return connection
 
 
@@ -213,12 +223,17 @@ def read_transaction(connection: sqlite3.Connection, path: Path, label: str) -> 
         finally:
             connection.execute("ROLLBACK")  # it only read
     except sqlite3.Error as exc:
-        raise StoreError(explain_sqlite_failure(path, _first_line(exc)), database=label) from None
+        raise _sqlite_failure(exc, path, label) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _sqlite_failure(exc: sqlite3.Error, path: Path, label: str) -> StoreError:
+    return StoreError(explain_sqlite_failure(path, short_reason(exc)), database=label)
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first line of a driver error, without SQLAlchemy's statement dump (its ``orig``)."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def explain_sqlite_failure(path: Path | None, reason: str) -> str:

@@ -32,14 +32,22 @@ from watcher.storage.alerts import AlertQueries
 from watcher.storage.alerts import insert_alerts as _insert_alerts
 from watcher.storage.browse import BrowseQueries
 from watcher.storage.checkbook import BatchedChecks
-from watcher.storage.engine import EngineSql, open_database, probe_write, store_errors
+from watcher.storage.engine import (
+    EngineSql,
+    check_schema,
+    engine_sql,
+    engine_transaction,
+    open_database,
+    probe_write,
+    store_errors,
+)
 from watcher.storage.events import EventQueries, aliases_of, write_events
 from watcher.storage.feeds import FeedQueries
 from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries, learn_lines
 from watcher.storage.listing import ArticleListing
 from watcher.storage.livepages import outcome_mark, outcome_values
 from watcher.storage.migrations import migrate
-from watcher.storage.reads import ReadQueries, chunks, feeds_of, require_schema
+from watcher.storage.reads import ReadQueries, chunks, feeds_of
 from watcher.storage.schema import (
     TABLES,
     AlertRow,
@@ -118,8 +126,7 @@ class Store(
             if create:
                 migrate(engine)
             else:
-                with engine.connect() as connection:
-                    require_schema(EngineSql(connection), label)
+                check_schema(engine, label)
             if writer:
                 probe_write(engine, TABLES["watcher_meta"])
 
@@ -129,20 +136,16 @@ class Store(
         self.flush_checks_quietly()
         self.engine.dispose()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         """A bare connection in a transaction: for the hot paths, where ORM upkeep costs more
         than the query itself (every re-check reads one article and writes one row)."""
-        with self._errors(), self.engine.begin() as connection:
-            yield connection
+        return engine_transaction(self.engine, self.label)
 
     def _errors(self) -> AbstractContextManager[None]:
         return store_errors(self.label)
 
-    @contextmanager
-    def sql(self) -> Iterator[Sql]:
-        with self._transaction() as connection:
-            yield EngineSql(connection)
+    def sql(self) -> AbstractContextManager[Sql]:
+        return engine_sql(self.engine, self.label)
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

@@ -34,10 +34,10 @@ from watcher.storage.engine import (
     open_engine,
     open_failure,
     require_file,
-    short_reason,
 )
 from watcher.storage.migrations import migrate
 from watcher.storage.reads import schema_version
+from watcher.storage.sqltext import short_reason
 
 BATCH_ROWS = 1000
 # Called after each batch: the table, its rows copied so far, its rows in all.
