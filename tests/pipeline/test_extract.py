@@ -274,6 +274,20 @@ def test_extract_is_deterministic_and_returns_value() -> None:
         ("<title>Only the title - news.example.org</title>", "Only the title"),
         ("<title>Kept: A - B</title>", "Kept: A - B"),
         ("<title>Truce talks - Doha</title>", "Truce talks - Doha"),
+        # og:title outranks twitter:title wherever it stands; an empty one does not count.
+        (
+            '<meta name="twitter:title" content="Second"><meta property="og:title" content=" ">'
+            '<meta name="og:title" content="First | Doha Daily">'
+            '<meta property="og:site_name" content="Doha Daily">',
+            "First",
+        ),
+        # The site's name is read from property= only, as the Open Graph protocol writes it.
+        (
+            '<meta property="og:title" content="Talks end | Doha Daily">'
+            '<meta name="og:site_name" content="Doha Daily">',
+            "Talks end | Doha Daily",
+        ),
+        ('<meta property="og:title"><meta name="twitter:title" content="Kept">', "Kept"),
     ],
 )
 def test_title_fallbacks(markup: str, title: str) -> None:

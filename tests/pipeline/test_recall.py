@@ -11,7 +11,7 @@ from support.recallpage import recall_page as page
 from watcher.pipeline.extract import extract_article
 from watcher.pipeline.htmltree import parse_page
 from watcher.pipeline.normalise import compared_text, normalise
-from watcher.pipeline.recall import _STRING_VALUE, _walked_text, dropped_paragraphs, fold
+from watcher.pipeline.recall import _joined_text, _walked_text, dropped_paragraphs, fold
 
 URL = "https://news.example.org/world/2026/truce-talks"
 RELATED = ["Storm leaves thousands without power", "Council approves new budget after debate"]
@@ -95,4 +95,4 @@ def test_a_block_without_scripts_reads_as_its_string_value(parts: list[str]) -> 
     tree = parse_page(f"<html><body><p>{''.join(parts)} end</p></body></html>")
     assert tree is not None
     paragraph = next(tree.iter("p"))
-    assert " ".join(_STRING_VALUE(paragraph).split()) == _walked_text(paragraph)
+    assert _joined_text(paragraph) == _walked_text(paragraph)

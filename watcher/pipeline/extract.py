@@ -60,9 +60,9 @@ def _first_text(values: object) -> str:
     return next((text for text in texts if text), "")
 
 
-def _strip_site_name(title: str, tree: HtmlElement, url: str) -> str:
+def _strip_site_name(title: str, metas: dict[str, list[str]], url: str) -> str:
     """Drop a trailing " | Site" when it names the site, so the headline is the story's own."""
-    site = _first_text(tree.xpath('//meta[@property="og:site_name"]/@content')).casefold()
+    site = _first_text(metas["og:site_name"]).casefold()
     host = urlsplit(url).hostname or ""
     for sep in _TITLE_SEPARATORS:
         head, found, tail = title.rpartition(sep)
@@ -73,18 +73,37 @@ def _strip_site_name(title: str, tree: HtmlElement, url: str) -> str:
     return title
 
 
+def _metas(tree: HtmlElement) -> dict[str, list[str]]:
+    """The content of the <meta>s the headline is read from, by name, in document order:
+    one walk of the page's metas (an XPath per name walked the whole tree each time)."""
+    found: dict[str, list[str]] = {name: [] for name in (*_TITLE_META, "og:site_name")}
+    for meta in tree.iter("meta"):
+        content = meta.get("content")
+        if content is None:
+            continue
+        named = meta.get("property")
+        if named in found:
+            found[named].append(content)
+        # A meta naming one title both ways is one meta: counted once, as XPath's "or" does.
+        other = meta.get("name")
+        if other in found and other != named and other != "og:site_name":
+            found[other].append(content)
+    return found
+
+
 def _title(tree: HtmlElement, url: str) -> str:
     """og/twitter title, else the only <h1> (several usually means logos), else <title>."""
+    metas = _metas(tree)
     for name in _TITLE_META:
-        title = _first_text(tree.xpath(f'//meta[@property="{name}" or @name="{name}"]/@content'))
+        title = _first_text(metas[name])
         if title:
-            return _strip_site_name(title, tree, url)
+            return _strip_site_name(title, metas, url)
     headings = tree.xpath("//h1")
     if len(headings) == 1:
         title = " ".join(headings[0].text_content().split())
         if title:
             return str(title)
-    return _strip_site_name(_first_text(tree.xpath("//title//text()")), tree, url)
+    return _strip_site_name(_first_text(tree.xpath("//title//text()")), metas, url)
 
 
 # --- article -------------------------------------------------------------------------------

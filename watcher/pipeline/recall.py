@@ -24,6 +24,7 @@ It reuses the tree the extractor parsed (trafilatura works on its own copy): no 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -97,18 +98,18 @@ def _walked_text(element: etree._Element) -> str:
     return " ".join("".join(parts).split())
 
 
-# An element's XPath string value: all its text nodes joined, in C. lxml.html's own
-# text_content is this same shared, compiled expression.
-_STRING_VALUE = etree.XPath("string()", smart_strings=False)
-
-
 def _visible_text(element: etree._Element, unseen: set[etree._Element]) -> str:
     """The text a reader sees in ``element``; ``unseen``: the elements holding a script, a
     style or the like (:func:`_unseen_holders`). Comments are no text nodes, so elsewhere
-    the string value is that text, joined in C instead of walked in Python."""
+    all its text nodes joined (libxml2's text serialisation, in C: a third cheaper than
+    the XPath string value, the same text) is that text, instead of walked in Python."""
     if element in unseen:
         return _walked_text(element)
-    return " ".join(_STRING_VALUE(element).split())
+    return _joined_text(element)
+
+
+def _joined_text(element: etree._Element) -> str:
+    return " ".join(etree.tostring(element, method="text", encoding=str, with_tail=False).split())
 
 
 def _unseen_holders(root: etree._Element) -> set[etree._Element]:
@@ -248,10 +249,19 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
         return ""
     region = _Region(container, _flow(blocks, kept))
     leaves = dict(blocks)  # element -> its visible text, worked out once
-    shown = _Shown(folded_body, _trigrams(folded_body))
+    # A kept block in one part is shown whole: nothing of it can be unshown (most of a
+    # story's blocks; asking again was a fifth of this stage).
+    shown_whole = {
+        element
+        for (element, text), is_kept in zip(blocks, kept, strict=True)
+        if is_kept and _PART_SEPARATOR.search(text) is None
+    }
+    shown = _Shown(folded_body)
     found: list[str] = []
     seen: set[str] = set()
     for element in container.iter(*_PROSE, *_CONTAINERS):
+        if element in shown_whole:
+            continue
         if element in leaves:
             # Its links are counted only if some of it is unshown (most of a story is shown).
             texts: Iterable[tuple[str, int | None]] = [(leaves[element], None)]
@@ -297,12 +307,16 @@ def _trigrams(folded: str) -> set[tuple[str, ...]]:
     return set(zip(words, words[1:], words[2:], strict=False))
 
 
-@dataclass(frozen=True)
 class _Shown:
     """The body as extracted, folded, to ask whether a sentence is in it already."""
 
-    folded: str
-    trigrams: set[tuple[str, ...]]
+    def __init__(self, folded: str) -> None:
+        self.folded = folded
+
+    @functools.cached_property
+    def trigrams(self) -> set[tuple[str, ...]]:
+        # Made on the first sentence not in the body word for word: many pages have none.
+        return _trigrams(self.folded)
 
     def shows(self, sentence: str) -> bool:
         folded = fold(sentence)
