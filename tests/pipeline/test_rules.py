@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from support.paths import ROOT
 from watcher.config.models import RuleConfig
@@ -49,6 +52,23 @@ def test_keyword_split_needs_long_parts() -> None:
     assert keyword_pattern("airstrike").search("an air-strike")
     assert keyword_pattern("ceasefire").search("a cease fire")
     assert not keyword_pattern("therapist").search("the rapist")
+
+
+_KEYWORD_TEXT = st.text(
+    st.sampled_from([*"aeGgKkſ-–  ,.#1_ß", "\u212a", "\u0130", "\n"]), max_size=30
+)
+
+
+@given(st.text(st.sampled_from(list("agGkKſß-–# .1")), min_size=1, max_size=8), _KEYWORD_TEXT)
+def test_a_keyword_matches_where_it_would_without_its_first_letter_lookahead(
+    phrase: str, text: str
+) -> None:
+    # The lookahead only lets re skip ahead: every match starts with that letter anyway,
+    # under IGNORECASE's Unicode folds too (Kelvin sign, long s, dotted I).
+    pattern = keyword_pattern(phrase)
+    without = re.compile(re.sub(r"^\(\?=(?:\\.|[^)])\)", "", pattern.pattern), pattern.flags)
+    assert without.pattern != pattern.pattern or not phrase.strip(" -–")
+    assert [m.span() for m in pattern.finditer(text)] == [m.span() for m in without.finditer(text)]
 
 
 def test_duplicate_condition_kind_is_an_error() -> None:
