@@ -109,6 +109,14 @@ def test_quick_reads_load_no_sqlalchemy(config: Path, command: tuple[str, ...]) 
     assert not heavy, sorted(heavy)
 
 
+def test_validate_loads_no_template_engine_without_user_templates(config: Path) -> None:
+    """The built-in templates are the package's own: only a user's are tried (and jinja2
+    imported) by ``validate``; a broken one is refused (tests/delivery/test_delivery_e2e)."""
+    loaded = imported_by("-c", str(config), "validate")
+    assert "apprise" in loaded  # it did check the notifiers
+    assert "jinja2" not in loaded
+
+
 def test_the_collector_waits_out_start_up_and_then_comes_back() -> None:
     """Off while the command starts (its objects live as long as it does), back after
     START_UP_SECONDS for a command that keeps running, and at once in a forked child."""

@@ -26,10 +26,10 @@ def validate(state: State) -> None:
     than once a minute on someone else's server, a rule with no condition."""
     from watcher.cli.output import plural
     from watcher.clock import utc_now
-    from watcher.delivery.notifiers import delivery_setup
+    from watcher.delivery.notifiers import check_delivery
 
     config = state.config()
-    delivery_setup(config, utc_now())
+    check_delivery(config, utc_now())
     muted = len(config.muted_feeds) + len(config.muted_rules)
     click.echo(
         f"{config.source}: OK — {plural(len(config.feeds), 'feed')}, "

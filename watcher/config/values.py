@@ -95,7 +95,7 @@ def notifier_url(url: str) -> str:
     """A notifier URL needs at least a scheme (``mailtos://``, ``json://``, ``console://``).
 
     Whether apprise can use it is asked where notifiers are built (start-up, ``watcher
-    validate``, see :func:`watcher.delivery.notifiers.delivery_setup`): importing apprise costs
+    validate``, see :mod:`watcher.delivery.notifiers`): importing apprise costs
     ~0.3 s, which commands that only read the database must not pay.
     """
     scheme, sep, _ = url.strip().partition("://")
