@@ -135,6 +135,14 @@ def main() -> None:
     finally:
         child.terminate()
     print_figures(count, bare, inline, auto)
+    # On a shared machine the best rounds of each side can come minutes apart: each round's
+    # own pair, bare then watcher, drifts less.
+    paired = sorted(w.new_cpu / b for w, b in zip(inline, bares, strict=True))
+    middle = paired[len(paired) // 2]
+    print(
+        f"  each round's new article against its own bare run: median {middle:.2f}x"
+        f" (range {paired[0]:.2f}-{paired[-1]:.2f}x over {len(paired)} rounds)"
+    )
 
 
 def print_figures(count: int, bare: float, inline: list[Wave], auto: list[Wave]) -> None:
