@@ -73,21 +73,23 @@ def _strip_site_name(title: str, metas: dict[str, list[str]], url: str) -> str:
     return title
 
 
+# The <meta>s the headline is read from: Open Graph's by property=, the titles by name= too.
+_BY_PROPERTY = frozenset((*_TITLE_META, "og:site_name"))
+_BY_NAME = frozenset(_TITLE_META)
+
+
 def _metas(tree: HtmlElement) -> dict[str, list[str]]:
-    """The content of the <meta>s the headline is read from, by name, in document order:
-    one walk of the page's metas (an XPath per name walked the whole tree each time)."""
-    found: dict[str, list[str]] = {name: [] for name in (*_TITLE_META, "og:site_name")}
+    """The content of those <meta>s, by name, in document order: one walk of the page's
+    metas (an XPath per name walked the whole tree each time)."""
+    found: dict[str, list[str]] = {name: [] for name in _BY_PROPERTY}
     for meta in tree.iter("meta"):
         content = meta.get("content")
         if content is None:
             continue
-        named = meta.get("property")
-        if named in found:
-            found[named].append(content)
-        # A meta naming one title both ways is one meta: counted once, as XPath's "or" does.
-        other = meta.get("name")
-        if other in found and other != named and other != "og:site_name":
-            found[other].append(content)
+        # A set: a meta naming one title both ways is one meta, as XPath's "or" counts it.
+        names = {meta.get("property")} & _BY_PROPERTY | {meta.get("name")} & _BY_NAME
+        for name in names:
+            found[name].append(content)
     return found
 
 

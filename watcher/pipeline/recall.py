@@ -254,7 +254,7 @@ def dropped_paragraphs(tree: etree._Element, body: str) -> str:
     shown_whole = {
         element
         for (element, text), is_kept in zip(blocks, kept, strict=True)
-        if is_kept and _PART_SEPARATOR.search(text) is None
+        if is_kept and not _in_parts(text)
     }
     shown = _Shown(folded_body)
     found: list[str] = []
@@ -290,12 +290,17 @@ def _flow(blocks: list[tuple[etree._Element, str]], kept: list[bool]) -> frozens
 _PART_SEPARATOR = re.compile(r"\s+[·|•]\s+")
 
 
+def _in_parts(text: str) -> bool:
+    """Whether ``text`` joins parts, as a byline line does (see _without_furniture_parts)."""
+    return _PART_SEPARATOR.search(text) is not None
+
+
 def _without_furniture_parts(text: str) -> str:
     """A byline line joins its parts with "·" or "|" ("By Staff · Updated 5 minutes ago ·
     1,234 views"): the parts that are furniture go, so the rest is judged on its own."""
-    parts = _PART_SEPARATOR.split(text)
-    if len(parts) == 1:
+    if not _in_parts(text):
         return text
+    parts = _PART_SEPARATOR.split(text)
     return " · ".join(part for part in parts if not is_generic_furniture(part))
 
 
