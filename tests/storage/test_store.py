@@ -136,6 +136,23 @@ def test_a_stored_version_teaches_its_lines_and_a_refused_one_does_not(store: St
     assert sorted(counts) == [3, 3]
 
 
+def test_an_article_of_more_lines_than_one_statement_takes_learns_every_line(
+    store: Store,
+) -> None:
+    """The upsert goes in slices of rows (a statement's parameters are capped): a long live
+    page's thousand lines are all counted, and those that cross the mark are all returned."""
+    lines = [f"line {n}" for n in range(1001)]
+    for _ in range(2):
+        store.learn_site_lines("news.example", lines)
+    assert len(store.site_furniture("news.example")) == 0  # cached: what crosses is added
+    store.learn_site_lines("news.example", lines[:900])
+    learned = store.site_furniture("news.example")
+    assert len(learned) == 900 and all(line in learned for line in lines[:900])
+    with store.engine.connect() as connection:
+        counts = connection.execute(text("SELECT articles FROM site_line")).scalars().all()
+    assert sorted(counts) == [2] * 101 + [3] * 900
+
+
 def test_changed_feed_url_forgets_cache_keys(store: Store) -> None:
     store.record_poll("a", PollRecord(T0, T0, status=200, etag='"x"', last_modified="y"))
     store.sync_feeds([("a", "http://a.example/new-feed")])

@@ -224,3 +224,9 @@ def dialect_insert(dialect: str) -> Callable[..., Any]:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+def driver_marker(connection: Connection) -> str:
+    """The driver's positional parameter marker, for SQL run by ``exec_driver_sql``:
+    sqlite3's ``?``, psycopg's ``%s``."""
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"

@@ -7,13 +7,13 @@ import functools
 import time
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import Any
 
 from sqlalchemy import Connection
 from sqlmodel import Session, select
 
 from watcher.records import DigestSet, key_digest
-from watcher.storage.engine import dialect_insert
+from watcher.storage.engine import driver_marker
+from watcher.storage.reads import chunks
 from watcher.storage.schema import SiteLineRow
 
 _SITE_LINE = SiteLineRow.__table__  # type: ignore[attr-defined]
@@ -84,19 +84,28 @@ def learn_lines(connection: Connection, host: str, keys: Iterable[str]) -> froze
     digests = sorted({key_digest(key) for key in keys})
     if not host or not digests:
         return frozenset()
-    statement = _bump_site_lines(connection.dialect.name)
-    rows = [{"host": host, "key_digest": digest, "articles": 1} for digest in digests]
-    counts = connection.execute(statement, rows)
-    return frozenset(str(digest) for digest, count in counts if count >= FURNITURE_MIN_ARTICLES)
+    marker = driver_marker(connection)
+    crossed: set[str] = set()
+    for chunk in chunks(digests, _BUMP_ROWS):
+        params = tuple(value for digest in chunk for value in (host, digest))
+        counts = connection.exec_driver_sql(_bump_site_lines(marker, len(chunk)), params)
+        crossed.update(str(digest) for digest, count in counts if count >= FURNITURE_MIN_ARTICLES)
+    return frozenset(crossed)
 
 
-@functools.cache  # built once per backend
-def _bump_site_lines(dialect: str) -> Any:
+# Lines per upsert: two parameters each, under the 999 an older SQLite allows a statement.
+_BUMP_ROWS = 400
+
+
+@functools.lru_cache(maxsize=_BUMP_ROWS)  # one per row count met: a few dozen
+def _bump_site_lines(marker: str, rows: int) -> str:
+    """The upsert as the driver's own SQL, the same on SQLite and PostgreSQL. Run through
+    SQLAlchemy's statement it cost three times the database's work: a parameter set built
+    and bound per line, then batched back into this one statement."""
+    table = _SITE_LINE.name
+    values = ", ".join([f"({marker}, {marker}, 1)"] * rows)
     return (
-        dialect_insert(dialect)(_SITE_LINE)
-        .on_conflict_do_update(
-            index_elements=[_SITE_LINE.c.host, _SITE_LINE.c.key_digest],
-            set_={"articles": _SITE_LINE.c.articles + 1},
-        )
-        .returning(_SITE_LINE.c.key_digest, _SITE_LINE.c.articles)
+        f"INSERT INTO {table} (host, key_digest, articles) VALUES {values} "
+        f"ON CONFLICT (host, key_digest) DO UPDATE SET articles = {table}.articles + 1 "
+        "RETURNING key_digest, articles"
     )

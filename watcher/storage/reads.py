@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from watcher.errors import NoDatabase, StoreError
 from watcher.records import AlertRecord, DeliveryStatus, FeedState, WorkerRecord
 from watcher.storage.sqltext import Select, Sql, has_table, record
+
+T = TypeVar("T")
 
 # The schema's version; migrations.py holds one numbered step to each (schema.py's tables
 # are this version's).
@@ -252,7 +254,8 @@ def _statuses(sql: Sql, alert_ids: list[int]) -> dict[int, tuple[DeliveryStatus,
     return {alert_id: tuple(statuses) for alert_id, statuses in found.items()}
 
 
-def chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    """Ids in slices small enough for one IN (...) list on every backend."""
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Items in slices small enough for one statement (an IN (...) list, a VALUES list) on
+    every backend."""
     for start in range(0, len(items), size):
         yield items[start : start + size]

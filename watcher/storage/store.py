@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -327,7 +327,7 @@ def _prunable_articles(connection: Connection, retired_before: datetime) -> list
     return [int(i) for i in connection.execute(query).scalars()]
 
 
-def _delete_articles(connection: Connection, ids: list[int]) -> None:
+def _delete_articles(connection: Connection, ids: Sequence[int]) -> None:
     """Children first: deliveries, alerts, versions, feed links, then the articles."""
     delivery = DeliveryRow.__table__  # type: ignore[attr-defined]
     alerts = select(_ALERT.c.id).where(_ALERT.c.article_id.in_(ids))
