@@ -61,14 +61,14 @@ def bound(params: Mapping[str, Any] | None, dialect: str) -> dict[str, Any]:
     text SQLAlchemy writes (always with microseconds, so that text order is time order)."""
     if not params:
         return {}
-    return {
-        name: _db_time(value, dialect) if isinstance(value, datetime) else value
-        for name, value in params.items()
-    }
+    return {name: db_value(value, dialect) for name, value in params.items()}
 
 
-def _db_time(moment: datetime, dialect: str) -> datetime | str:
-    naive = naive_utc(moment)
+def db_value(value: Any, dialect: str) -> Any:
+    """One parameter as the column holds it (see :func:`bound`)."""
+    if not isinstance(value, datetime):
+        return value
+    naive = naive_utc(value)
     return naive.isoformat(" ", "microseconds") if dialect == "sqlite" else naive
 
 
