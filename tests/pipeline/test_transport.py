@@ -220,14 +220,21 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_https_goes_through_the_tls_upgrade_and_checks_the_certificate(
+def _secret_over_tls(
     serving: Callable[..., KeepAliveServer], certificate: tuple[Path, Path]
-) -> None:
+) -> KeepAliveServer:
+    """A server answering "secret" over TLS with the self-signed ``certificate``."""
     cert, key = certificate
     server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_side.load_cert_chain(cert, key)
-    server = serving(reply(b"secret"), tls=server_side)
-    trusting = ssl.create_default_context(cafile=str(cert))
+    return serving(reply(b"secret"), tls=server_side)
+
+
+def test_https_goes_through_the_tls_upgrade_and_checks_the_certificate(
+    serving: Callable[..., KeepAliveServer], certificate: tuple[Path, Path]
+) -> None:
+    server = _secret_over_tls(serving, certificate)
+    trusting = ssl.create_default_context(cafile=str(certificate[0]))
 
     async def fetch(verify: ssl.SSLContext | bool) -> bytes:
         async with Fetcher(client=http_client(verify=verify)) as fetcher:
@@ -239,6 +246,27 @@ def test_https_goes_through_the_tls_upgrade_and_checks_the_certificate(
     assert asyncio.run(fetch(trusting)) == b"secret"
     with pytest.raises(FetchError, match="TLS error"):  # not signed by anyone we trust
         asyncio.run(fetch(True))
+
+
+def test_the_tls_context_is_made_at_the_first_https_connection_and_verifies(
+    serving: Callable[..., KeepAliveServer], certificate: tuple[Path, Path]
+) -> None:
+    secure = _secret_over_tls(serving, certificate)
+    plain = serving(reply(b"plain"))
+
+    async def visit() -> list[object]:
+        async with Fetcher() as fetcher:
+            pool = fetcher._client._transport._pool  # type: ignore[attr-defined]
+            seen: list[object] = [pool._ssl_context]
+            await fetcher.fetch(plain.url())
+            seen.append(pool._ssl_context)  # plain http needs none
+            with pytest.raises(FetchError, match="TLS error"):
+                await fetcher.fetch(secure.url())
+            context = pool._ssl_context
+            seen.append((context.verify_mode, context.check_hostname))
+            return seen
+
+    assert asyncio.run(visit()) == [None, None, (ssl.CERT_REQUIRED, True)]
 
 
 # ------------------------------------------------ the pool's bookkeeping, made linear

@@ -23,6 +23,7 @@ those addresses, never by looking its name up again: see :class:`Resolutions`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -113,9 +114,21 @@ def http_client(*, verify: ssl.SSLContext | bool = True, **options: Any) -> http
     (:mod:`watcher.pipeline.loopsync`).
     """
     loopsync.install()
-    transport = httpx.AsyncHTTPTransport(verify=verify)
-    transport._pool._network_backend = AsyncioBackend()
-    transport._pool.__class__ = LinearPool  # same state, one method replaced
+    given = isinstance(verify, ssl.SSLContext)
+    # Without a context of the caller's, none is made until the first https connection:
+    # reading the CA bundle costs 20-40 ms of CPU, more than a whole article's check, and a
+    # `watcher check` of http pages would pay it for nothing.
+    transport = httpx.AsyncHTTPTransport(verify=verify if given else False)
+    pool = transport._pool
+    pool._network_backend = AsyncioBackend()
+    pool.__class__ = LinearPool  # same state, two methods replaced
+    assert isinstance(pool, LinearPool)
+    if not given:
+        # Until then the pool holds no context at all, so anything that reached httpcore's
+        # connect without LinearPool's would get httpcore's own verifying default, never
+        # the unverified placeholder the transport was built with.
+        pool._ssl_context = None
+        pool.tls_context = functools.partial(httpx.create_ssl_context, verify=verify)
     client = httpx.AsyncClient(transport=transport, **options)
     client._cookies = SetCookieJar(client.cookies)  # the property's setter would rewrap it
     return client
@@ -141,6 +154,15 @@ class LinearPool(httpcore.AsyncConnectionPool):
     close idle ones while the pool holds more than ``max_keepalive_connections``, then give
     each queued request the first connection that can take it, a new one while under
     ``max_connections``, or a new one in place of the first idle one."""
+
+    # Makes the TLS context on the first https connection (see http_client); None when the
+    # pool was given one.
+    tls_context: Callable[[], ssl.SSLContext] | None = None
+
+    def create_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        if origin.scheme == b"https" and self._ssl_context is None and self.tls_context:
+            self._ssl_context = self.tls_context()
+        return super().create_connection(origin)
 
     def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
         closing: list[httpcore.AsyncConnectionInterface] = []
