@@ -4,7 +4,8 @@ httpcore picks its synchronisation at run time: under asyncio it asks sniffio wh
 is running (on every shield and on every lock's first use) and then goes through anyio,
 whose ``Lock.acquire`` yields to the event loop even when the lock is free and whose shields
 keep a cancel scope per use. Per request that is several lock round trips, two shields and
-an extra turn of the loop each time: about a quarter of an unchanged re-check's CPU.
+an extra turn of the loop each time (2.4% of a new article's check in py-spy samples of
+cpu_bench's waves; with the cookie jar of transport.py, a 304 re-check went 0.85 -> 0.56 ms).
 
 watcher's fetcher runs on asyncio alone (its sockets are asyncio transports, see
 :mod:`watcher.pipeline.transport`), so the same interfaces are provided here by asyncio's
