@@ -35,7 +35,6 @@ from watcher.storage.checkbook import BatchedChecks
 from watcher.storage.engine import (
     EngineSql,
     check_schema,
-    driver_marker,
     engine_sql,
     engine_transaction,
     open_database,
@@ -48,6 +47,7 @@ from watcher.storage.furniture import FURNITURE_CACHE_SECONDS, FurnitureQueries,
 from watcher.storage.listing import ArticleListing
 from watcher.storage.livepages import outcome_mark, outcome_values
 from watcher.storage.migrations import migrate
+from watcher.storage.newversion import insert_version
 from watcher.storage.reads import ReadQueries, chunks, feeds_of
 from watcher.storage.schema import (
     TABLES,
@@ -61,7 +61,7 @@ from watcher.storage.schema import (
     SentMessageRow,
     VersionRow,
 )
-from watcher.storage.sqltext import Sql, db_value
+from watcher.storage.sqltext import Sql
 from watcher.storage.workers import WorkerQueries
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class Store(
             return None
         try:
             with self._transaction() as connection:
-                stored = _insert_version(connection, article_id, check)
+                stored = insert_version(connection, article_id, check)
                 _update_article(connection, article_id, check, stored.number)
                 crossed = learn_lines(connection, check.host, check.line_keys)
         except IntegrityError:
@@ -435,73 +435,9 @@ def _insert_revert_alerts(connection: Connection, article_id: int, check: CheckR
     )
 
 
-def _insert_version(connection: Connection, article_id: int, check: CheckRecord) -> VersionRecord:
-    """Insert the next version and its alerts; the unique (article, hash) key may refuse it."""
-    assert check.version is not None
-    row = {
-        "article_id": article_id,
-        "title": check.version.title,
-        "text": check.version.text,
-        "content_hash": check.version.content_hash,
-        "source": check.version.source,
-        "extra": check.version.extra,
-        "classes": " ".join(check.version.classes),
-        "fetched_at": check.checked_at,
-        "last_seen_at": check.checked_at,
-        "times_seen": 1,
-        "warc_file": check.warc.file if check.warc else None,
-        "warc_offset": check.warc.offset if check.warc else None,
-        "warc_length": check.warc.length if check.warc else None,
-    }
-    dialect = connection.dialect.name
-    params = (*(db_value(row[name], dialect) for name in _VERSION_COLUMNS), article_id)
-    sql = _insert_version_sql(driver_marker(connection))
-    version_id, number = connection.exec_driver_sql(sql, params).one()
-    _insert_alerts(connection, article_id, version_id, check.alerts, check.checked_at)
-    return _version_record({**row, "id": version_id, "number": number})
-
-
-# What a new version's INSERT binds, in order (its number is worked out by the INSERT).
-_VERSION_COLUMNS = (
-    "article_id",
-    "title",
-    "text",
-    "content_hash",
-    "source",
-    "extra",
-    "classes",
-    "fetched_at",
-    "last_seen_at",
-    "times_seen",
-    "warc_file",
-    "warc_offset",
-    "warc_length",
-)
-
-
-@functools.cache  # one per driver
-def _insert_version_sql(marker: str) -> str:
-    """A new version in one statement, in the driver's own SQL (the same on SQLite and
-    PostgreSQL): its number, one past the article's highest, is worked out inside it, and
-    its id and number come back. A read of the highest number and SQLAlchemy's INSERT cost
-    twice the database's own work for it. The unique (article, number) key refuses a
-    concurrent writer that took the same number, as it did the separate read's."""
-    table = _VERSION.name
-    columns = ", ".join(_VERSION_COLUMNS)
-    values = ", ".join([marker] * len(_VERSION_COLUMNS))
-    number = f"(SELECT COALESCE(MAX(number), 0) + 1 FROM {table} WHERE article_id = {marker})"
-    return (
-        f"INSERT INTO {table} ({columns}, number) VALUES ({values}, {number}) RETURNING id, number"
-    )
-
-
 def _article_state(row: Mapping[Any, Any], feeds: tuple[str, ...]) -> ArticleState:
     return from_row(ArticleState, row, feeds=feeds)
 
 
 def _version(row: VersionRow) -> VersionRecord:
-    return _version_record(row.model_dump())
-
-
-def _version_record(row: Mapping[Any, Any]) -> VersionRecord:
-    return from_row(VersionRecord, row)
+    return from_row(VersionRecord, row.model_dump())
